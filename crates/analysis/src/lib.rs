@@ -1,0 +1,1 @@
+//! rootcause-analysis: see the crate documentation as it is filled in.

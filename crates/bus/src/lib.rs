@@ -1,0 +1,1 @@
+//! rootcause-bus: see the crate documentation as it is filled in.

@@ -1,0 +1,5 @@
+//! The `rootcause` command line.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The embedded migrations and the functions that run them.
+//!
+//! Migrations are compiled into every binary that depends on this crate, so
+//! `migrate` needs no files at run time. Each migration runs in its own
+//! transaction; running them twice is a no-op because diesel records applied
+//! versions in `__diesel_schema_migrations`.
+
+use std::time::Instant;
+
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::db::StoreError;
+
+/// Every migration under `migrations/`, embedded at compile time.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Connects to `database_url` and applies every pending migration, logging
+/// each one's version and duration. Returns the versions applied.
+///
+/// Needs a multi-threaded tokio runtime (diesel's migration machinery is
+/// synchronous and runs under `block_in_place`).
+///
+/// # Errors
+/// [`StoreError::Connection`] when the database cannot be reached,
+/// [`StoreError::Migration`] when a migration fails (earlier ones stay applied).
+pub async fn run_pending(database_url: &str) -> Result<Vec<String>, StoreError> {
+    let conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| StoreError::Connection(e.to_string()))?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let mut applied = Vec::new();
+    loop {
+        let pending = harness
+            .pending_migrations(MIGRATIONS)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let Some(next) = pending.into_iter().next() else {
+            break;
+        };
+        let started = Instant::now();
+        let version = harness
+            .run_migration(&*next)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        tracing::info!(
+            migration = %version,
+            duration_ms = started.elapsed().as_millis(),
+            "migration applied"
+        );
+        applied.push(version.to_string());
+    }
+    Ok(applied)
+}
+
+/// Reverts every applied migration, newest first. Returns the versions reverted.
+///
+/// # Errors
+/// As [`run_pending`].
+pub async fn revert_all(database_url: &str) -> Result<Vec<String>, StoreError> {
+    let conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| StoreError::Connection(e.to_string()))?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let reverted = harness
+        .revert_all_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    for v in &reverted {
+        tracing::info!(migration = %v, "migration reverted");
+    }
+    Ok(reverted.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Versions already applied, oldest first.
+///
+/// # Errors
+/// As [`run_pending`].
+pub async fn applied(database_url: &str) -> Result<Vec<String>, StoreError> {
+    let conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| StoreError::Connection(e.to_string()))?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let mut v: Vec<String> = harness
+        .applied_migrations()
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    v.sort();
+    Ok(v)
+}

@@ -1,0 +1,1 @@
+//! rootcause-llm: see the crate documentation as it is filled in.

@@ -1,0 +1,1 @@
+//! rootcause-realtime: see the crate documentation as it is filled in.

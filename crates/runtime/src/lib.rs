@@ -1,0 +1,1 @@
+//! rootcause-runtime: see the crate documentation as it is filled in.

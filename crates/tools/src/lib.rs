@@ -1,0 +1,1 @@
+//! rootcause-tools: see the crate documentation as it is filled in.

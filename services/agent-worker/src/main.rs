@@ -1,0 +1,5 @@
+//! The agent-worker service.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The event-relay service.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The gateway service.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The orchestrator service.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
