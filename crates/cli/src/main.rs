@@ -1,5 +1,29 @@
-//! The `rootcause` command line.
+//! The `rootcause` command line: migrations, log analysis, knowledge ingest
+//! and (later) diagnoses from the terminal.
+//!
+//! Each subcommand lives in its own module; `main` only parses and dispatches.
+
+mod migrate;
+
+use clap::{Parser, Subcommand};
+
+/// Rootcause: incident root-cause analysis.
+#[derive(Debug, Parser)]
+#[command(name = "rootcause", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply (or revert) the database migrations.
+    Migrate(migrate::Args),
+}
 
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Migrate(args) => migrate::run(args),
+    }
 }

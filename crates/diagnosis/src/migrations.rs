@@ -87,3 +87,58 @@ pub async fn applied(database_url: &str) -> Result<Vec<String>, StoreError> {
     v.sort();
     Ok(v)
 }
+
+/// Creates the database named in `database_url` when it does not exist,
+/// connecting to the server's `postgres` database to do so. Lets `make demo`
+/// and a first deployment start from an empty server.
+///
+/// # Errors
+/// [`StoreError::Connection`] when the server is unreachable,
+/// [`StoreError::Migration`] when the name is unusable or creation fails.
+pub async fn create_database_if_missing(database_url: &str) -> Result<(), StoreError> {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    if AsyncPgConnection::establish(database_url).await.is_ok() {
+        return Ok(());
+    }
+    let (server, name) = split_database(database_url).ok_or_else(|| {
+        StoreError::Migration(format!(
+            "cannot find a database name in the URL; expected postgres://user@host:5432/<database>"
+        ))
+    })?;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Migration(format!(
+            "database name {name:?} must be letters, digits and underscores"
+        )));
+    }
+    let mut conn = AsyncPgConnection::establish(&format!("{server}/postgres"))
+        .await
+        .map_err(|e| StoreError::Connection(e.to_string()))?;
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let found: Found = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
+    )
+    .bind::<diesel::sql_types::Text, _>(&name)
+    .get_result(&mut conn)
+    .await?;
+    if !found.found {
+        conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        tracing::info!(database = %name, "database created");
+    }
+    Ok(())
+}
+
+/// Splits `postgres://u@h:p/db?x` into (`postgres://u@h:p`, `db`).
+fn split_database(url: &str) -> Option<(String, String)> {
+    let no_query = url.split('?').next()?;
+    let scheme_end = no_query.find("://")? + 3;
+    let slash = no_query[scheme_end..].find('/')? + scheme_end;
+    let name = &no_query[slash + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    Some((no_query[..slash].to_owned(), name.to_owned()))
+}
