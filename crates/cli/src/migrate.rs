@@ -33,7 +33,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.create_database {
             rootcause_diagnosis::migrations::create_database_if_missing(&args.database_url)
                 .await
-                .with_context(|| format!("creating the database of {}", redact(&args.database_url)))?;
+                .with_context(|| {
+                    format!("creating the database of {}", redact(&args.database_url))
+                })?;
         }
         if args.revert_all {
             let reverted = rootcause_diagnosis::migrations::revert_all(&args.database_url)

@@ -28,6 +28,7 @@ pub mod migrations;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod state;
+pub mod store;
 
 pub use error::{ApplyError, IncidentError};
 pub use event::{DiagnosisEvent, EventKind};

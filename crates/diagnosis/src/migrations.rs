@@ -118,14 +118,14 @@ pub async fn create_database_if_missing(database_url: &str) -> Result<(), StoreE
         #[diesel(sql_type = diesel::sql_types::Bool)]
         found: bool,
     }
-    let found: Found = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
-    )
-    .bind::<diesel::sql_types::Text, _>(&name)
-    .get_result(&mut conn)
-    .await?;
+    let found: Found =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut conn)
+            .await?;
     if !found.found {
-        conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
         tracing::info!(database = %name, "database created");
     }
     Ok(())
