@@ -181,23 +181,19 @@ impl DiagnosisState {
                     _ => return Err(invalid()),
                 }
             }
-            EventKind::EvidenceAdded { evidence } => {
-                if self.evidence_by_id(evidence.id).is_some() {
-                    return Err(ApplyError::DuplicateId {
-                        what: "evidence",
-                        id: evidence.id.to_string(),
-                    });
-                }
+            EventKind::EvidenceAdded { evidence } if self.evidence_by_id(evidence.id).is_some() => {
+                return Err(ApplyError::DuplicateId {
+                    what: "evidence",
+                    id: evidence.id.to_string(),
+                });
             }
-            EventKind::Paused { .. } => {
-                if !matches!(self.status, Status::Queued | Status::Running) {
-                    return Err(invalid());
-                }
+            EventKind::Paused { .. }
+                if !matches!(self.status, Status::Queued | Status::Running) =>
+            {
+                return Err(invalid());
             }
-            EventKind::Resumed => {
-                if self.status != Status::Paused {
-                    return Err(invalid());
-                }
+            EventKind::Resumed if self.status != Status::Paused => {
+                return Err(invalid());
             }
             _ => {}
         }

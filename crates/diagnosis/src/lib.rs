@@ -39,3 +39,8 @@ pub use state::{
     AgentKind, Category, Confidence, DiagnosisState, Evidence, EvidenceKind, Hypothesis, Mode,
     Phase, Plan, Status, Usage,
 };
+
+/// The examples in `docs/data-model.md` run as doc tests.
+#[doc = include_str!("../../../docs/data-model.md")]
+#[cfg(doctest)]
+pub struct DataModelDoc;

@@ -101,9 +101,10 @@ pub async fn create_database_if_missing(database_url: &str) -> Result<(), StoreE
         return Ok(());
     }
     let (server, name) = split_database(database_url).ok_or_else(|| {
-        StoreError::Migration(format!(
+        StoreError::Migration(
             "cannot find a database name in the URL; expected postgres://user@host:5432/<database>"
-        ))
+                .to_owned(),
+        )
     })?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StoreError::Migration(format!(

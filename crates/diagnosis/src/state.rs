@@ -26,13 +26,8 @@ impl Confidence {
     /// cannot produce an invalid value.
     #[must_use]
     pub fn saturating(value: i64) -> Self {
-        // The clamp makes the cast lossless.
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "clamped to 0..=100"
-        )]
-        Self(value.clamp(0, 100) as u8)
+        // After the clamp the conversion cannot fail.
+        Self(u8::try_from(value.clamp(0, 100)).unwrap_or(100))
     }
     /// The value in percent.
     #[must_use]
@@ -553,7 +548,7 @@ impl DiagnosisState {
             .iter()
             .filter_map(|id| self.hypotheses.get(id))
             .collect();
-        hs.sort_by(|a, b| b.confidence.cmp(&a.confidence));
+        hs.sort_by_key(|h| std::cmp::Reverse(h.confidence));
         hs
     }
 
