@@ -1,0 +1,312 @@
+//! Writes: create a session, append events.
+//!
+//! Each function runs in `conn.transaction(..)`: its own transaction, or a
+//! savepoint when the caller already opened one (the lock is then held until
+//! the caller commits).
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tracing::instrument;
+
+use super::read::{fold_tail, row_state};
+use super::{
+    AppendOutcome, Batch, Causation, Committed, Decision, NewDiagnosis, NewEvent, seq_from_i64,
+    seq_to_i64,
+};
+use crate::db::{NewOutbox, NewSession, SessionRow, StoreError, insert_events};
+use crate::error::ApplyError;
+use crate::event::{DiagnosisEvent, EventKind};
+use crate::ids::SessionId;
+use crate::schema::{diagnosis_sessions, outbox, processed_messages};
+use crate::state::{DiagnosisState, Status};
+
+/// [`append_with`] saves a snapshot by itself once this many events follow
+/// the last one, so loading a session never replays more than about this
+/// many events even when no workflow node asks for a snapshot.
+pub const AUTO_SNAPSHOT_TAIL: u64 = 1_000;
+
+/// Rows per `INSERT`: 7 bind parameters each stays far below PostgreSQL's
+/// 65,535 limit while keeping round trips few.
+const INSERT_CHUNK: usize = 1_000;
+
+/// Creates a session: its row and the `created` event at seq 1, the outbox
+/// rows for what starting it causes, and the causing message, in one
+/// transaction.
+///
+/// # Errors
+/// [`StoreError::Duplicate`] (constraint `diagnosis_sessions_pkey`) when the
+/// session id exists and no `causation` marks this as a redelivery; database
+/// errors otherwise.
+#[instrument(skip_all, fields(session_id = %new.session_id))]
+pub async fn create_session(
+    conn: &mut AsyncPgConnection,
+    new: NewDiagnosis,
+    causation: Option<&Causation>,
+    outbox_rows: Vec<NewOutbox>,
+) -> Result<AppendOutcome<Committed>, StoreError> {
+    let session_id = new.session_id;
+    let event = NewEvent::at(
+        EventKind::Created {
+            tenant: new.tenant.clone(),
+            incident: new.incident.clone(),
+            deadline: new.deadline,
+        },
+        new.occurred_at,
+    )
+    .into_event(session_id, 1);
+    let state = DiagnosisState::genesis(&event)?;
+    conn.transaction(async |conn| {
+        if let Some(c) = causation
+            && !record_message(conn, c, session_id).await?
+        {
+            return Ok(AppendOutcome::Duplicate);
+        }
+        diesel::insert_into(diagnosis_sessions::table)
+            .values(NewSession {
+                session_id: session_id.0,
+                tenant: new.tenant.as_str(),
+                status: state.status.as_str(),
+                title: new.incident.title(),
+            })
+            .execute(conn)
+            .await?;
+        insert_events(conn, std::slice::from_ref(&event)).await?;
+        diesel::update(diagnosis_sessions::table.find(session_id.0))
+            .set(diagnosis_sessions::last_seq.eq(1_i64))
+            .execute(conn)
+            .await?;
+        insert_outbox(conn, &outbox_rows).await?;
+        Ok(AppendOutcome::Appended(Committed {
+            events: vec![event],
+            state,
+            snapshotted: false,
+        }))
+    })
+    .await
+}
+
+/// Appends events the caller vouches for, without loading the state: the
+/// fast path for writers that already know the events fit (progress, tool
+/// calls and results of a task they saw dispatched) and for bulk imports.
+///
+/// Under the session lock it numbers the events `last_seq + 1 ..`, inserts
+/// them with `batch.outbox`, sets the status to `batch.status` when given,
+/// and records `causation`. The events are not folded here, so an event that
+/// does not fit the state is stored and will fail every replay: callers that
+/// decide from the state use [`append_with`], which checks every event.
+///
+/// # Errors
+/// [`StoreError::SessionNotFound`]; [`StoreError::Apply`] with
+/// [`ApplyError::AlreadyCreated`] for a `created` event (only
+/// [`create_session`] writes one); database errors.
+#[instrument(skip_all, fields(session_id = %session_id, events = batch.events.len()))]
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    causation: Option<&Causation>,
+    batch: Batch,
+) -> Result<AppendOutcome<Vec<DiagnosisEvent>>, StoreError> {
+    if batch
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Created { .. }))
+    {
+        return Err(ApplyError::AlreadyCreated { session_id }.into());
+    }
+    conn.transaction(async |conn| {
+        let row = lock_session(conn, session_id).await?;
+        if let Some(c) = causation
+            && !record_message(conn, c, session_id).await?
+        {
+            return Ok(AppendOutcome::Duplicate);
+        }
+        let events = number(session_id, &row, batch.events)?;
+        write(conn, &row, &events, &batch.outbox, batch.status).await?;
+        Ok(AppendOutcome::Appended(events))
+    })
+    .await
+}
+
+/// Load the state, decide, append: all under the session lock, so the
+/// decision is made on the state as it is, and no other writer can slip an
+/// event between the decision and its commit.
+///
+/// Inside one transaction: lock the row; if `causation` was applied before,
+/// return [`AppendOutcome::Duplicate`] without calling `decide`; load the
+/// state (snapshot + events after it); call `decide`; apply each decided
+/// event to the state (an event that does not fit aborts everything with
+/// [`StoreError::Apply`]); insert the events and outbox rows; set the status
+/// from the folded state; save a snapshot when the decision asks for one or
+/// the tail reaches [`AUTO_SNAPSHOT_TAIL`].
+///
+/// `decide` must be a pure function of the state: it may run again on a
+/// retry of the whole message.
+///
+/// # Errors
+/// `decide`'s own error (nothing is written); [`StoreError::SessionNotFound`];
+/// [`StoreError::Apply`]; [`StoreError::Corrupt`] for a snapshot or event
+/// that no longer parses; database errors.
+#[instrument(skip_all, fields(session_id = %session_id))]
+pub async fn append_with<F, E>(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    causation: Option<&Causation>,
+    decide: F,
+) -> Result<AppendOutcome<Committed>, E>
+where
+    F: FnOnce(&DiagnosisState) -> Result<Decision, E> + Send,
+    E: From<StoreError> + Send,
+{
+    let result = conn
+        .transaction::<_, TxError<E>, _>(async |conn| {
+            let row = lock_session(conn, session_id).await?;
+            if let Some(c) = causation
+                && !record_message(conn, c, session_id).await?
+            {
+                return Ok(AppendOutcome::Duplicate);
+            }
+            let mut state = fold_tail(conn, row_state(&row)?, session_id, None)
+                .await?
+                .ok_or(StoreError::SessionNotFound { session_id })?;
+            let decision = decide(&state).map_err(TxError::Caller)?;
+            let events = number(session_id, &row, decision.events)?;
+            for e in &events {
+                state.apply(e).map_err(StoreError::from)?;
+            }
+            write(conn, &row, &events, &decision.outbox, Some(state.status)).await?;
+            let snapshot_seq = seq_from_i64(row.snapshot_seq)?;
+            let wanted = (decision.snapshot && state.seq > snapshot_seq)
+                || state.seq.saturating_sub(snapshot_seq) >= AUTO_SNAPSHOT_TAIL;
+            let snapshotted = wanted && super::read::save_snapshot(conn, &state).await?;
+            Ok(AppendOutcome::Appended(Committed {
+                events,
+                state,
+                snapshotted,
+            }))
+        })
+        .await;
+    result.map_err(|e| match e {
+        TxError::Store(e) => E::from(e),
+        TxError::Caller(e) => e,
+    })
+}
+
+/// An error inside [`append_with`]'s transaction: the store's or the
+/// decision's. Either rolls the transaction back.
+enum TxError<E> {
+    Store(StoreError),
+    Caller(E),
+}
+
+impl<E> From<DieselError> for TxError<E> {
+    fn from(e: DieselError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl<E> From<StoreError> for TxError<E> {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Takes the session row `FOR UPDATE`: writers of one session wait here for
+/// each other, which is what makes `last_seq + 1` safe to use.
+async fn lock_session(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+) -> Result<SessionRow, StoreError> {
+    diagnosis_sessions::table
+        .find(session_id.0)
+        .for_update()
+        .select(SessionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// Records that `causation` is being applied; `false` when it already was
+/// (the row exists, committed by an earlier delivery, or by a concurrent one
+/// this insert waited for).
+async fn record_message(
+    conn: &mut AsyncPgConnection,
+    causation: &Causation,
+    session_id: SessionId,
+) -> Result<bool, StoreError> {
+    let inserted = diesel::insert_into(processed_messages::table)
+        .values((
+            processed_messages::consumer.eq(&causation.consumer),
+            processed_messages::message_id.eq(causation.message_id.0),
+            processed_messages::session_id.eq(Some(session_id.0)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Numbers a batch after the locked row's `last_seq`.
+fn number(
+    session_id: SessionId,
+    row: &SessionRow,
+    events: Vec<NewEvent>,
+) -> Result<Vec<DiagnosisEvent>, StoreError> {
+    let last = seq_from_i64(row.last_seq)?;
+    Ok(events
+        .into_iter()
+        .zip(last + 1..)
+        .map(|(e, seq)| e.into_event(session_id, seq))
+        .collect())
+}
+
+/// Inserts numbered events and outbox rows and moves the session row.
+async fn write(
+    conn: &mut AsyncPgConnection,
+    row: &SessionRow,
+    events: &[DiagnosisEvent],
+    outbox_rows: &[NewOutbox],
+    status: Option<Status>,
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(INSERT_CHUNK) {
+        insert_events(conn, chunk).await?;
+    }
+    if let Some(last) = events.last() {
+        let status: &str = match status {
+            Some(s) => s.as_str(),
+            None => &row.status,
+        };
+        diesel::update(diagnosis_sessions::table.find(row.session_id))
+            .set((
+                diagnosis_sessions::last_seq.eq(seq_to_i64(last.seq)?),
+                diagnosis_sessions::status.eq(status),
+                diagnosis_sessions::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+    } else if let Some(status) = status.filter(|s| s.as_str() != row.status) {
+        diesel::update(diagnosis_sessions::table.find(row.session_id))
+            .set((
+                diagnosis_sessions::status.eq(status.as_str()),
+                diagnosis_sessions::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    insert_outbox(conn, outbox_rows).await
+}
+
+/// Inserts outbox rows in the caller's order (the relay publishes in `id` order).
+async fn insert_outbox(
+    conn: &mut AsyncPgConnection,
+    outbox_rows: &[NewOutbox],
+) -> Result<(), StoreError> {
+    for chunk in outbox_rows.chunks(INSERT_CHUNK) {
+        diesel::insert_into(outbox::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}

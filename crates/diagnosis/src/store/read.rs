@@ -1,0 +1,340 @@
+//! Reads: events after a seq, current state, state at a seq, listings; and
+//! the snapshot write they depend on.
+//!
+//! Reads take no lock. They are still consistent: an append commits its
+//! whole batch at once, and appends to one session commit in seq order (they
+//! hold the row lock until commit), so every read sees a contiguous prefix
+//! of the log.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tracing::instrument;
+
+use super::{
+    EventPage, SessionCursor, SessionPage, SessionQuery, SessionSummary, seq_from_i64, seq_to_i64,
+    status_from_str,
+};
+use crate::db::{EventRow, SessionRow, StoreError};
+use crate::event::DiagnosisEvent;
+use crate::ids::{SessionId, TenantId};
+use crate::schema::{diagnosis_events, diagnosis_sessions};
+use crate::state::DiagnosisState;
+
+/// The largest page [`events_after`] and [`sessions`] return; larger
+/// requests are cut to it so one call cannot load an unbounded result.
+pub const MAX_PAGE: u32 = 1_000;
+
+/// Events per query while folding: bounds memory on long sessions.
+const REPLAY_PAGE: i64 = 5_000;
+
+/// A session's summary; `tenant` (when given) must own it.
+///
+/// # Errors
+/// [`StoreError::SessionNotFound`] for an unknown session or another
+/// tenant's; [`StoreError::Corrupt`] for an unknown stored status.
+#[instrument(skip_all, fields(session_id = %session_id))]
+pub async fn session(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<SessionSummary, StoreError> {
+    summary(session_row(conn, session_id, tenant).await?)
+}
+
+/// Up to `limit` events with seq greater than `after`, in seq order: what a
+/// client that last saw `after` missed. `limit` is cut to 1..=[`MAX_PAGE`].
+///
+/// # Errors
+/// [`StoreError::SessionNotFound`] for an unknown session or another
+/// tenant's; [`StoreError::Corrupt`] for an event that does not parse.
+#[instrument(skip_all, fields(session_id = %session_id, after))]
+pub async fn events_after(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+    after: u64,
+    limit: u32,
+) -> Result<EventPage, StoreError> {
+    session_row(conn, session_id, tenant).await?;
+    let limit = limit.clamp(1, MAX_PAGE) as usize;
+    let after = seq_to_i64(after).unwrap_or(i64::MAX);
+    // One more than asked tells whether another page exists.
+    let rows = events_between(conn, session_id, after, None, limit as i64 + 1).await?;
+    let has_more = rows.len() > limit;
+    let events = rows
+        .into_iter()
+        .take(limit)
+        .map(DiagnosisEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EventPage { events, has_more })
+}
+
+/// The current state: the latest snapshot plus the events after it.
+///
+/// # Errors
+/// [`StoreError::SessionNotFound`]; [`StoreError::Corrupt`] for a snapshot or
+/// event that does not parse; [`StoreError::Apply`] when the log does not
+/// fold (a bug: every event was checked or vouched for when appended).
+#[instrument(skip_all, fields(session_id = %session_id))]
+pub async fn load_state(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<DiagnosisState, StoreError> {
+    let row = session_row(conn, session_id, tenant).await?;
+    fold_tail(conn, row_state(&row)?, session_id, None)
+        .await?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// The current state by replaying every event from seq 1, ignoring the
+/// snapshot: the reference [`load_state`] must agree with, and the way to
+/// rebuild after a change to the fold makes old snapshots wrong.
+///
+/// # Errors
+/// As [`load_state`].
+#[instrument(skip_all, fields(session_id = %session_id))]
+pub async fn replay_state(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<DiagnosisState, StoreError> {
+    session_row(conn, session_id, tenant).await?;
+    fold_tail(conn, None, session_id, None)
+        .await?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// The state as it was right after event `seq` (time travel). Starts from
+/// the snapshot when it is not later than `seq`, else replays from seq 1.
+///
+/// # Errors
+/// [`StoreError::NotFound`] when `seq` is 0 or past the last event;
+/// otherwise as [`load_state`].
+#[instrument(skip_all, fields(session_id = %session_id, seq))]
+pub async fn state_at(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+    seq: u64,
+) -> Result<DiagnosisState, StoreError> {
+    let row = session_row(conn, session_id, tenant).await?;
+    if seq == 0 || seq > seq_from_i64(row.last_seq)? {
+        return Err(StoreError::NotFound {
+            what: "event at that seq (ask for 1..=last_seq)",
+        });
+    }
+    let start = if seq_from_i64(row.snapshot_seq)? <= seq {
+        row_state(&row)?
+    } else {
+        None
+    };
+    fold_tail(conn, start, session_id, Some(seq))
+        .await?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// Saves `state` as its session's snapshot, only if it is newer than the
+/// stored one and not past the last event: a slow writer can never move the
+/// snapshot backwards. Returns whether it was saved.
+///
+/// The caller vouches that `state` is the fold of the stored events up to
+/// `state.seq` (it came from [`load_state`], [`super::append_with`] or
+/// applying appended events).
+///
+/// # Errors
+/// [`StoreError::SessionNotFound`] when the session does not exist for
+/// `state.tenant`; database errors.
+#[instrument(skip_all, fields(session_id = %state.session_id, seq = state.seq))]
+pub async fn save_snapshot(
+    conn: &mut AsyncPgConnection,
+    state: &DiagnosisState,
+) -> Result<bool, StoreError> {
+    let seq = seq_to_i64(state.seq)?;
+    let json = serde_json::to_value(state).map_err(|e| StoreError::Corrupt {
+        what: "state snapshot",
+        message: e.to_string(),
+    })?;
+    let saved = diesel::update(
+        diagnosis_sessions::table
+            .filter(diagnosis_sessions::session_id.eq(state.session_id.0))
+            .filter(diagnosis_sessions::tenant.eq(state.tenant.as_str()))
+            .filter(diagnosis_sessions::snapshot_seq.lt(seq))
+            .filter(diagnosis_sessions::last_seq.ge(seq)),
+    )
+    .set((
+        diagnosis_sessions::snapshot.eq(Some(json)),
+        diagnosis_sessions::snapshot_seq.eq(seq),
+    ))
+    .execute(conn)
+    .await?;
+    if saved == 0 {
+        // Distinguish "older than the stored one" from "no such session".
+        session_row(conn, state.session_id, Some(&state.tenant)).await?;
+    }
+    Ok(saved == 1)
+}
+
+/// A page of a tenant's sessions, newest first (`created_at`, then id, both
+/// descending), optionally of one status, continuing after `query.after`.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for an unknown stored status; database errors.
+#[instrument(skip_all, fields(tenant = %query.tenant))]
+pub async fn sessions(
+    conn: &mut AsyncPgConnection,
+    query: &SessionQuery,
+) -> Result<SessionPage, StoreError> {
+    use diagnosis_sessions::dsl as s;
+    let limit = query.limit.clamp(1, MAX_PAGE) as usize;
+    let mut q = s::diagnosis_sessions
+        .filter(s::tenant.eq(query.tenant.as_str()))
+        .into_boxed();
+    if let Some(status) = query.status {
+        q = q.filter(s::status.eq(status.as_str()));
+    }
+    if let Some(SessionCursor {
+        created_at,
+        session_id,
+    }) = query.after
+    {
+        // Row comparison (created_at, session_id) < cursor, spelled out.
+        q = q.filter(
+            s::created_at.lt(created_at).or(s::created_at
+                .eq(created_at)
+                .and(s::session_id.lt(session_id.0))),
+        );
+    }
+    let rows: Vec<SessionRow> = q
+        .order((s::created_at.desc(), s::session_id.desc()))
+        .limit(limit as i64 + 1)
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await?;
+    let more = rows.len() > limit;
+    let sessions = rows
+        .into_iter()
+        .take(limit)
+        .map(summary)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        sessions.last().map(SessionSummary::cursor)
+    } else {
+        None
+    };
+    Ok(SessionPage { sessions, next })
+}
+
+/// The session row, scoped to `tenant` when given.
+async fn session_row(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<SessionRow, StoreError> {
+    let mut q = diagnosis_sessions::table
+        .filter(diagnosis_sessions::session_id.eq(session_id.0))
+        .into_boxed();
+    if let Some(t) = tenant {
+        q = q.filter(diagnosis_sessions::tenant.eq(t.as_str()));
+    }
+    q.select(SessionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// The snapshot stored on `row`, checked against the row it came from.
+pub(crate) fn row_state(row: &SessionRow) -> Result<Option<DiagnosisState>, StoreError> {
+    let Some(json) = &row.snapshot else {
+        return Ok(None);
+    };
+    let state: DiagnosisState =
+        serde_json::from_value(json.clone()).map_err(|e| StoreError::Corrupt {
+            what: "state snapshot",
+            message: format!(
+                "session {} at seq {}: {e}; rebuild it with replay_state and save_snapshot",
+                row.session_id, row.snapshot_seq
+            ),
+        })?;
+    if state.session_id.0 != row.session_id || seq_to_i64(state.seq)? != row.snapshot_seq {
+        return Err(StoreError::Corrupt {
+            what: "state snapshot",
+            message: format!(
+                "row of session {} (snapshot_seq {}) holds the state of session {} at seq {}",
+                row.session_id, row.snapshot_seq, state.session_id, state.seq
+            ),
+        });
+    }
+    Ok(Some(state))
+}
+
+/// Applies the events after `start` (after seq 0 when `None`) up to `upto`
+/// (the end when `None`) in pages. `None` only when there was no start and
+/// no event.
+pub(crate) async fn fold_tail(
+    conn: &mut AsyncPgConnection,
+    start: Option<DiagnosisState>,
+    session_id: SessionId,
+    upto: Option<u64>,
+) -> Result<Option<DiagnosisState>, StoreError> {
+    let mut state = start;
+    let mut after = seq_to_i64(state.as_ref().map_or(0, |s| s.seq))?;
+    let upto = upto.map(seq_to_i64).transpose()?;
+    loop {
+        let rows = events_between(conn, session_id, after, upto, REPLAY_PAGE).await?;
+        let n = rows.len();
+        for row in rows {
+            after = row.seq;
+            let event = DiagnosisEvent::try_from(row)?;
+            match &mut state {
+                None => state = Some(DiagnosisState::genesis(&event)?),
+                Some(s) => s.apply(&event)?,
+            }
+        }
+        if n < REPLAY_PAGE as usize {
+            return Ok(state);
+        }
+    }
+}
+
+/// Event rows with `after < seq <= upto`, in seq order (the unique
+/// `(session_id, seq)` index serves this).
+async fn events_between(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    after: i64,
+    upto: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut q = diagnosis_events::table
+        .filter(diagnosis_events::session_id.eq(session_id.0))
+        .filter(diagnosis_events::seq.gt(after))
+        .into_boxed();
+    if let Some(upto) = upto {
+        q = q.filter(diagnosis_events::seq.le(upto));
+    }
+    Ok(q.order(diagnosis_events::seq.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A row as a listing entry.
+fn summary(row: SessionRow) -> Result<SessionSummary, StoreError> {
+    let status = status_from_str(&row.status).ok_or_else(|| StoreError::Corrupt {
+        what: "session status",
+        message: format!("{:?} on session {}", row.status, row.session_id),
+    })?;
+    Ok(SessionSummary {
+        session_id: SessionId(row.session_id),
+        tenant: TenantId(row.tenant),
+        status,
+        title: row.title,
+        last_seq: seq_from_i64(row.last_seq)?,
+        snapshot_seq: seq_from_i64(row.snapshot_seq)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
