@@ -1,0 +1,3 @@
+//! Measures how fast a call fails once a provider's circuit breaker is open.
+
+fn main() {}
