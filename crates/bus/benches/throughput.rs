@@ -1,0 +1,3 @@
+//! Bus throughput bench (being written).
+
+fn main() {}
