@@ -13,3 +13,7 @@ pub mod series;
 
 pub use error::{ParseError, QueryError};
 pub use series::{FamilyMeta, Labels, METRIC_NAME_LABEL, MetricSet, MetricType, Sample, Series};
+pub mod anomaly;
+pub mod detect;
+pub mod signals;
+pub mod synthetic;
