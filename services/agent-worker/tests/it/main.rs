@@ -1,0 +1,36 @@
+//! The `agent-worker` binary run as a process against the real dependencies.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use rootcause_testkit::{Dep, contract};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-worker");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_healthz_and_metrics() {
+    contract::healthz_and_metrics(BIN, "agent-worker").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_200_with_its_dependencies_up() {
+    contract::ready_when_dependencies_up(BIN, &[Dep::RabbitMq, Dep::Postgres]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_503_naming_rabbitmq_on_a_closed_port() {
+    contract::unready_names(BIN, Dep::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_503_naming_postgres_on_a_closed_port() {
+    contract::unready_names(BIN, Dep::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exits_0_within_5s_of_sigterm() {
+    contract::exits_zero_on_sigterm(BIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_errors_stop_it_naming_the_key() {
+    contract::config_errors_name_the_key(BIN).await;
+}
