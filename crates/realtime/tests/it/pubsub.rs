@@ -4,10 +4,12 @@ use rootcause_diagnosis::SessionId;
 use rootcause_realtime::{
     Delivery, EventPublisher, GapReason, RealtimeError, RedisPool, Subscriber,
 };
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Isolated, TestResult, assert_quiet, events, next, next_seq, numsub, raw, wait_numsub,
+    FreezingProxy, Isolated, TestResult, assert_quiet, events, next, next_seq, numsub, raw,
+    wait_numsub,
 };
 
 struct Harness {
@@ -250,5 +252,45 @@ async fn stopping_the_subscriber_ends_streams_and_refuses_new_subscriptions() ->
         matches!(refused, Err(RealtimeError::SubscriberStopped)),
         "{refused:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_noticed_by_ping_and_replaced() -> TestResult {
+    let t = Isolated::new();
+    let proxy = FreezingProxy::start("127.0.0.1:6379").await?;
+    // The publisher talks to Redis directly; only the subscriber goes through the proxy.
+    let publisher = EventPublisher::new(RedisPool::new(&t.settings)?, &t.settings);
+    let mut via_proxy = t.settings.clone();
+    via_proxy.url = SecretString::from(proxy.url.clone());
+    via_proxy.response_timeout_ms = 300;
+    via_proxy.subscriber.ping_interval_ms = 200;
+    via_proxy.subscriber.reconnect_min_delay_ms = 20;
+    let (subscriber, task) = Subscriber::connect(&via_proxy).await?;
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    tokio::spawn(task.run(stop.clone()));
+
+    let sid = SessionId::new();
+    let mut live = subscriber.subscribe(sid, 0).await?;
+    publisher.publish_all(&events(sid, [1])).await?;
+    assert_eq!(next_seq(&mut live).await?, 1);
+
+    // The network goes silent without closing anything; Redis still thinks
+    // the subscriber listens, so event 2 goes into the void.
+    proxy.freeze();
+    assert_eq!(publisher.publish(&events(sid, [2])[0]).await?, 1);
+
+    assert_eq!(
+        next(&mut live).await?,
+        Delivery::Gap {
+            session_id: sid,
+            last_seen: 1,
+            reason: GapReason::Reconnected
+        }
+    );
+    live.advance(2); // replayed from PostgreSQL
+    publisher.publish_all(&events(sid, [3])).await?;
+    assert_eq!(next_seq(&mut live).await?, 3);
     Ok(())
 }

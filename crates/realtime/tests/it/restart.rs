@@ -51,14 +51,14 @@ struct Outage {
 
 impl Outage {
     fn begin() -> Result<Self, String> {
-        let status = Command::new("redis-cli")
+        // The guard exists before the shutdown, so Redis is restarted whatever follows.
+        let outage = Self { restarted: false };
+        // `shutdown` closes the connection without a reply, so the exit status
+        // varies across versions; what matters is that Redis stopped.
+        Command::new("redis-cli")
             .args(["-p", PORT, "shutdown", "nosave"])
             .status()
             .map_err(|e| format!("redis-cli not runnable: {e}"))?;
-        let outage = Self { restarted: false };
-        // `shutdown` closes the connection without a reply, so its status
-        // varies across versions; what matters is that Redis stopped.
-        let _ = status;
         for _ in 0..50 {
             if !redis_answers() {
                 return Ok(outage);

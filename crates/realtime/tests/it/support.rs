@@ -135,3 +135,81 @@ pub async fn assert_quiet(sub: &mut Subscription) -> Result<(), String> {
         Ok(d) => Err(format!("expected nothing more, got {d:?}")),
     }
 }
+
+/// A TCP proxy in front of Redis that can freeze its open connections: bytes
+/// stop flowing but the sockets stay open, as with a network cut that sends
+/// no FIN. Connections opened after a freeze flow normally.
+pub struct FreezingProxy {
+    pub url: String,
+    freeze: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl FreezingProxy {
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let freeze = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let upstream = upstream.to_owned();
+        let (freeze_in, stop_in) = (freeze.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = stop_in.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((client, _)) = accepted else { return };
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let frozen = freeze_in.lock().map(|t| t.clone()).unwrap_or_default();
+                let stop = stop_in.clone();
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let (mut up, mut down) = ([0u8; 4096], [0u8; 4096]);
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = frozen.cancelled() => break,
+                            n = cr.read(&mut up) => match n {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => if sw.write_all(&up[..n]).await.is_err() { return },
+                            },
+                            n = sr.read(&mut down) => match n {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => if cw.write_all(&down[..n]).await.is_err() { return },
+                            },
+                        }
+                    }
+                    // Frozen: keep every socket open, move no byte, until the test ends.
+                    stop.cancelled().await;
+                    drop((cr, cw, sr, sw));
+                });
+            }
+        });
+        Ok(Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            freeze,
+            stop,
+        })
+    }
+
+    /// Freezes every connection open now; later ones are unaffected.
+    pub fn freeze(&self) {
+        if let Ok(mut current) = self.freeze.lock() {
+            current.cancel();
+            *current = tokio_util::sync::CancellationToken::new();
+        }
+    }
+}
+
+impl Drop for FreezingProxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
