@@ -1,1 +1,620 @@
-//! See the crate documentation.
+//! Deterministic hypothesis ranking for the coordinator when no LLM is
+//! configured (and as a prior when one is).
+//!
+//! Findings of every kind (log, metric, change, database, ...) each name a
+//! service, carry text, an onset and a strength. Hypotheses are
+//! `(service, category)` pairs suggested by the findings' text (cue words
+//! per category) or by their kind (a deploy suggests `bad_deploy`). Each is
+//! scored on:
+//!
+//! - **support**: the strength of the findings on that service that point
+//!   at that category (a finding without any cue supports all categories of
+//!   its service a little);
+//! - **agreement**: how many independent kinds of evidence support it;
+//! - **temporal precedence**: the service moved before the others (causes
+//!   precede their victims);
+//! - **dependencies** (inferred from logs and metrics, see [`graph`]): its
+//!   callers failed after it moved (consistent propagation); a penalty when
+//!   it calls a service that moved earlier (it is more likely a victim);
+//! - **baseline**: findings already present before the incident count less.
+//!
+//! ```
+//! use rootcause_analysis::hypotheses::{rank_hypotheses, Category, Finding, FindingKind, HypothesisConfig};
+//! use rootcause_analysis::hypotheses::graph::DependencyGraph;
+//!
+//! let min = 60_000;
+//! let findings = vec![
+//!     Finding::new("e1", FindingKind::Log, "inventory", "Container inventory terminated: OOMKilled", Some(10 * min), 0.9),
+//!     Finding::new("e2", FindingKind::Metric, "inventory", "container_memory_working_set_bytes rose", Some(9 * min), 0.8),
+//!     Finding::new("e3", FindingKind::Metric, "checkout", "rate of http 503 rose", Some(11 * min), 0.9),
+//! ];
+//! let mut graph = DependencyGraph::new();
+//! graph.add("checkout", "inventory");
+//! let ranked = rank_hypotheses(&findings, &graph, &HypothesisConfig::default());
+//! assert_eq!((ranked[0].service.as_str(), ranked[0].category), ("inventory", Category::ResourceExhaustion));
+//! assert!(ranked[0].evidence.contains(&"e1".to_string()));
+//! ```
+
+pub mod graph;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use graph::DependencyGraph;
+
+/// Root-cause categories; the wire names equal `rootcause_diagnosis::Category`
+/// (this crate stays free of the storage crate, so it keeps its own copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// A code change.
+    BadDeploy,
+    /// Configuration or feature flag.
+    ConfigChange,
+    /// Memory, CPU, disk, file descriptors, connection pools.
+    ResourceExhaustion,
+    /// A downstream service or external API.
+    DependencyFailure,
+    /// Slow queries, locks, replication.
+    Database,
+    /// DNS, TLS, certificates, connectivity.
+    Network,
+    /// A traffic surge beyond provisioned capacity.
+    Capacity,
+}
+
+impl Category {
+    /// Every category.
+    pub const ALL: [Category; 7] = [
+        Self::BadDeploy,
+        Self::ConfigChange,
+        Self::ResourceExhaustion,
+        Self::DependencyFailure,
+        Self::Database,
+        Self::Network,
+        Self::Capacity,
+    ];
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadDeploy => "bad_deploy",
+            Self::ConfigChange => "config_change",
+            Self::ResourceExhaustion => "resource_exhaustion",
+            Self::DependencyFailure => "dependency_failure",
+            Self::Database => "database",
+            Self::Network => "network",
+            Self::Capacity => "capacity",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kinds of evidence; findings of different kinds are independent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Logs, templates, exceptions.
+    Log,
+    /// Metric anomalies.
+    Metric,
+    /// Deploys, config changes, commits.
+    Change,
+    /// Database diagnostics.
+    Database,
+    /// Runbooks, past incidents.
+    Knowledge,
+    /// Traces.
+    Trace,
+}
+
+/// One piece of evidence as the ranking sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Evidence id, cited by the hypotheses it supports.
+    pub id: String,
+    /// Kind.
+    pub kind: FindingKind,
+    /// The service it is about.
+    pub service: String,
+    /// Its text (template, series description, change description).
+    pub summary: String,
+    /// When the signal started.
+    pub onset_ms: Option<i64>,
+    /// How strong it is, 0 to 1.
+    pub strength: f64,
+    /// Whether the same signal was already there before the incident.
+    pub in_baseline: bool,
+    /// Categories it points at; empty means "infer from the text".
+    pub categories: Vec<Category>,
+}
+
+impl Finding {
+    /// A finding with inferred categories, not in the baseline.
+    #[must_use]
+    pub fn new(
+        id: &str,
+        kind: FindingKind,
+        service: &str,
+        summary: &str,
+        onset_ms: Option<i64>,
+        strength: f64,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            kind,
+            service: service.to_owned(),
+            summary: summary.to_owned(),
+            onset_ms,
+            strength: strength.clamp(0.0, 1.0),
+            in_baseline: false,
+            categories: Vec::new(),
+        }
+    }
+}
+
+/// Weights of the ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HypothesisConfig {
+    /// Points per unit of supporting strength.
+    pub support_points: f64,
+    /// Points per independent kind beyond the first.
+    pub agreement_points: f64,
+    /// Points for moving before every other service.
+    pub precedence_points: f64,
+    /// Points per caller that moved after the service (at most 3 count).
+    pub propagation_points: f64,
+    /// Penalty when the service calls one that moved earlier.
+    pub victim_penalty: f64,
+    /// Weight of findings already present in the baseline.
+    pub baseline_weight: f64,
+    /// Onsets closer than this are simultaneous.
+    pub tie_ms: i64,
+}
+
+impl Default for HypothesisConfig {
+    fn default() -> Self {
+        Self {
+            support_points: 20.0,
+            agreement_points: 10.0,
+            precedence_points: 20.0,
+            propagation_points: 5.0,
+            victim_penalty: 10.0,
+            baseline_weight: 0.3,
+            tie_ms: 60_000,
+        }
+    }
+}
+
+/// A ranked hypothesis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedHypothesis {
+    /// Where the fault lives.
+    pub service: String,
+    /// Category.
+    pub category: Category,
+    /// Total score.
+    pub score: f64,
+    /// Confidence in percent, from the score (saturating, at most 95).
+    pub confidence: u8,
+    /// One sentence.
+    pub explanation: String,
+    /// Supporting evidence ids, strongest first.
+    pub evidence: Vec<String>,
+    /// Why it scored what it did.
+    pub reasons: Vec<String>,
+}
+
+/// Cue words per category (lower case, matched as substrings) and weights.
+const CUES: &[(Category, &[&str], f64)] = &[
+    (
+        Category::ResourceExhaustion,
+        &[
+            "oomkilled",
+            "out of memory",
+            "oom",
+            "memory",
+            "heap",
+            "gc forced",
+            "too many open files",
+            "pool exhausted",
+            "connection is not available",
+            "no space left",
+            "disk full",
+            "cpu throttl",
+            "evicted",
+        ],
+        1.0,
+    ),
+    (
+        Category::Database,
+        &[
+            "deadlock",
+            "lock",
+            "statement timeout",
+            "idle in transaction",
+            "slow query",
+            "replication",
+            "sqlstate",
+            "pg_stat",
+            "canceling statement",
+            "postgres",
+            "mysql",
+        ],
+        1.0,
+    ),
+    (
+        Category::Network,
+        &[
+            "tls",
+            "ssl",
+            "certificate",
+            "x509",
+            "handshake",
+            "dns",
+            "no route to host",
+            "name resolution",
+            "expired",
+            "cert",
+        ],
+        1.0,
+    ),
+    (
+        Category::DependencyFailure,
+        &[
+            "upstream",
+            "timed out",
+            "timeout",
+            "circuit",
+            "deadline exceeded",
+            "provider",
+            "bad gateway",
+            "unavailable",
+            "external",
+            "connection refused",
+        ],
+        0.6,
+    ),
+    (
+        Category::Capacity,
+        &[
+            "rate limit",
+            "429",
+            "throttl",
+            "queue full",
+            "surge",
+            "too many requests",
+            "saturat",
+        ],
+        0.8,
+    ),
+    (
+        Category::ConfigChange,
+        &[
+            "config",
+            "flag",
+            "configmap",
+            "environment variable",
+            "setting",
+            "missing property",
+        ],
+        0.8,
+    ),
+    (
+        Category::BadDeploy,
+        &[
+            "exception",
+            "nullpointer",
+            "typeerror",
+            "attributeerror",
+            "keyerror",
+            "panic:",
+            "traceback",
+            "undefined",
+            "regression",
+            "deploy",
+            "release",
+            "commit",
+        ],
+        0.8,
+    ),
+];
+
+/// The categories a text points at, with weights.
+#[must_use]
+pub fn category_cues(text: &str) -> Vec<(Category, f64)> {
+    let lower = text.to_ascii_lowercase();
+    CUES.iter()
+        .filter(|(_, words, _)| words.iter().any(|w| lower.contains(w)))
+        .map(|(c, _, w)| (*c, *w))
+        .collect()
+}
+
+fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
+    if !f.categories.is_empty() {
+        return f.categories.iter().map(|c| (*c, 1.0)).collect();
+    }
+    let mut cues = category_cues(&f.summary);
+    if f.kind == FindingKind::Change {
+        let lower = f.summary.to_ascii_lowercase();
+        let c = if lower.contains("config") || lower.contains("flag") {
+            Category::ConfigChange
+        } else {
+            Category::BadDeploy
+        };
+        if !cues.iter().any(|(x, _)| *x == c) {
+            cues.push((c, 1.0));
+        }
+    }
+    cues
+}
+
+/// Builds and ranks hypotheses; best first.
+#[must_use]
+pub fn rank_hypotheses(
+    findings: &[Finding],
+    graph: &DependencyGraph,
+    cfg: &HypothesisConfig,
+) -> Vec<RankedHypothesis> {
+    // Earliest onset per service from observed signals (not change times).
+    let mut onset: BTreeMap<&str, i64> = BTreeMap::new();
+    for f in findings {
+        if let (Some(t), true) = (f.onset_ms, f.kind != FindingKind::Change && !f.in_baseline) {
+            let e = onset.entry(f.service.as_str()).or_insert(t);
+            *e = (*e).min(t);
+        }
+    }
+    let cues: Vec<Vec<(Category, f64)>> = findings.iter().map(cues_of).collect();
+    let mut candidates: BTreeSet<(String, Category)> = BTreeSet::new();
+    for (f, c) in findings.iter().zip(&cues) {
+        for (cat, _) in c {
+            candidates.insert((f.service.clone(), *cat));
+        }
+    }
+
+    let mut out = Vec::new();
+    for (service, category) in candidates {
+        let mut support = 0.0;
+        let mut kinds: BTreeSet<FindingKind> = BTreeSet::new();
+        let mut evidence: Vec<(f64, &str)> = Vec::new();
+        let mut reasons = Vec::new();
+        let mut in_baseline = 0;
+        for (f, c) in findings.iter().zip(&cues) {
+            if f.service != service {
+                continue;
+            }
+            let weight = match c.iter().find(|(x, _)| *x == category) {
+                Some((_, w)) => *w,
+                None if c.is_empty() => 0.25,
+                None => continue,
+            };
+            let mut s = f.strength * weight;
+            if f.in_baseline {
+                s *= cfg.baseline_weight;
+                in_baseline += 1;
+            }
+            support += s;
+            kinds.insert(f.kind);
+            evidence.push((s, f.id.as_str()));
+        }
+        if support <= 0.0 {
+            continue;
+        }
+        // Diminishing returns: many findings of one sort do not add up
+        // linearly (ten error lines are one fact).
+        let support_points = cfg.support_points * (1.0 + support).ln() / 2f64.ln();
+        reasons.push(format!(
+            "{} finding(s) on {service} point at {category} (support {support_points:.1})",
+            evidence.len()
+        ));
+        let mut score = support_points;
+        if kinds.len() > 1 {
+            #[expect(clippy::cast_precision_loss, reason = "small counts")]
+            let p = cfg.agreement_points * (kinds.len() - 1) as f64;
+            score += p;
+            reasons.push(format!(
+                "{} independent kinds of evidence agree: {}",
+                kinds.len(),
+                kinds
+                    .iter()
+                    .map(|k| format!("{k:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(&mine) = onset.get(service.as_str()) {
+            let others: Vec<(&str, i64)> = onset
+                .iter()
+                .filter(|(s, _)| **s != service)
+                .map(|(s, t)| (*s, *t))
+                .collect();
+            if !others.is_empty() {
+                let later = others
+                    .iter()
+                    .filter(|(_, t)| *t + cfg.tie_ms >= mine)
+                    .count();
+                #[expect(clippy::cast_precision_loss, reason = "small counts")]
+                let frac = later as f64 / others.len() as f64;
+                let p = cfg.precedence_points * frac;
+                score += p;
+                reasons.push(format!(
+                    "{service} moved no later than {later} of {} other services",
+                    others.len()
+                ));
+            }
+            let late_callers: Vec<&str> = graph
+                .callers(&service)
+                .into_iter()
+                .filter(|c| onset.get(c).is_some_and(|t| *t + cfg.tie_ms >= mine))
+                .collect();
+            if !late_callers.is_empty() {
+                #[expect(clippy::cast_precision_loss, reason = "small counts")]
+                let p = cfg.propagation_points * late_callers.len().min(3) as f64;
+                score += p;
+                reasons.push(format!(
+                    "its callers {} failed after it",
+                    late_callers.join(", ")
+                ));
+            }
+            let early_callees: Vec<&str> = graph
+                .callees(&service)
+                .into_iter()
+                .filter(|c| onset.get(c).is_some_and(|t| *t + cfg.tie_ms < mine))
+                .collect();
+            if !early_callees.is_empty() {
+                score -= cfg.victim_penalty;
+                reasons.push(format!(
+                    "it calls {}, which moved earlier: it may be a victim",
+                    early_callees.join(", ")
+                ));
+            }
+        }
+        if in_baseline > 0 {
+            reasons.push(format!(
+                "{in_baseline} finding(s) were already present before the incident"
+            ));
+        }
+        evidence.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let top: Vec<&str> = evidence.iter().map(|(_, id)| *id).collect();
+        let best_summary = findings
+            .iter()
+            .find(|f| Some(f.id.as_str()) == top.first().copied())
+            .map_or(String::new(), |f| f.summary.clone());
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "0..=95"
+        )]
+        let confidence = (95.0 * (1.0 - (-score.max(0.0) / 60.0).exp())).round() as u8;
+        out.push(RankedHypothesis {
+            explanation: format!("{category} in {service}: {best_summary}"),
+            service,
+            category,
+            score,
+            confidence,
+            evidence: top.into_iter().map(str::to_owned).collect(),
+            reasons,
+        });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.service.cmp(&b.service)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn cues() {
+        let c = category_cues("x509: certificate has expired");
+        assert_eq!(c[0].0, Category::Network);
+        assert!(category_cues("all good").is_empty());
+    }
+
+    #[test]
+    fn precedence_beats_volume_on_the_victim() {
+        // The database moved first; its caller shows more (but later) errors.
+        let mut f = vec![
+            Finding::new(
+                "a",
+                FindingKind::Metric,
+                "postgres",
+                "pg_locks_count rose: lock waits",
+                Some(10 * MIN),
+                0.9,
+            ),
+            Finding::new(
+                "b",
+                FindingKind::Log,
+                "postgres",
+                "canceling statement due to statement timeout",
+                Some(10 * MIN),
+                0.9,
+            ),
+        ];
+        for i in 0..5 {
+            f.push(Finding::new(
+                &format!("c{i}"),
+                FindingKind::Log,
+                "inventory",
+                "request failed: upstream timed out",
+                Some(14 * MIN),
+                1.0,
+            ));
+        }
+        let mut g = DependencyGraph::new();
+        g.add("inventory", "postgres");
+        let r = rank_hypotheses(&f, &g, &HypothesisConfig::default());
+        assert_eq!(
+            (r[0].service.as_str(), r[0].category),
+            ("postgres", Category::Database)
+        );
+        let victim = r.iter().find(|h| h.service == "inventory").unwrap();
+        assert!(victim.reasons.iter().any(|x| x.contains("victim")));
+    }
+
+    #[test]
+    fn baseline_findings_count_less() {
+        let mut old = Finding::new("o", FindingKind::Log, "a", "OOMKilled", Some(0), 1.0);
+        old.in_baseline = true;
+        let new = Finding::new("n", FindingKind::Log, "b", "OOMKilled", Some(0), 1.0);
+        let r = rank_hypotheses(
+            &[old, new],
+            &DependencyGraph::new(),
+            &HypothesisConfig::default(),
+        );
+        assert_eq!(r[0].service, "b");
+        assert!(r[1].reasons.iter().any(|x| x.contains("already present")));
+    }
+
+    #[test]
+    fn agreement_across_kinds() {
+        let f = vec![
+            Finding::new(
+                "d",
+                FindingKind::Change,
+                "cart",
+                "deploy cart v3.7.0",
+                None,
+                0.8,
+            ),
+            Finding::new(
+                "l",
+                FindingKind::Log,
+                "cart",
+                "java.lang.NullPointerException at PromotionResolver",
+                Some(5 * MIN),
+                0.8,
+            ),
+            Finding::new(
+                "m",
+                FindingKind::Metric,
+                "cart",
+                "rate of 500s rose",
+                Some(5 * MIN),
+                0.8,
+            ),
+        ];
+        let r = rank_hypotheses(&f, &DependencyGraph::new(), &HypothesisConfig::default());
+        assert_eq!(r[0].category, Category::BadDeploy);
+        assert_eq!(r[0].evidence.len(), 3);
+        assert!(
+            r[0].reasons
+                .iter()
+                .any(|x| x.contains("3 independent kinds"))
+        );
+        assert!(r[0].confidence > 50);
+    }
+}
