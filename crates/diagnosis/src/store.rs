@@ -22,14 +22,19 @@
 //! own commit. [`EventStore`] wraps them over a pool for everyone else.
 //!
 //! Layout:
-//! - [`append`](self::append): `create_session`, `append`, `append_with`
+//! - [`append`](self::append): `create_session`, `append`, `append_with`,
+//!   `append_with_cached`
+//! - [`cache`](self::cache): the writer's cache of recent session states
 //! - [`read`](self::read): events after a seq, current state, state at a seq,
 //!   snapshots, session listing
 //! - [`cursor`](self::cursor): the opaque listing cursor
 
 pub mod append;
+pub mod cache;
 pub mod cursor;
 pub mod read;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -39,7 +44,8 @@ use crate::ids::{EventId, MessageId, SessionId, TenantId};
 use crate::incident::Incident;
 use crate::state::{DiagnosisState, Status};
 
-pub use append::{AUTO_SNAPSHOT_TAIL, append, append_with, create_session};
+pub use append::{AUTO_SNAPSHOT_TAIL, append, append_with, append_with_cached, create_session};
+pub use cache::StateCache;
 pub use cursor::{CursorError, SessionCursor};
 pub use read::{
     MAX_PAGE, events_after, load_state, replay_state, save_snapshot, session, sessions, state_at,
@@ -267,27 +273,44 @@ pub struct SessionPage {
     pub next: Option<SessionCursor>,
 }
 
+/// How many session states an [`EventStore`] keeps for its writes by
+/// default: enough for the sessions one orchestrator replica drives at once.
+pub const DEFAULT_STATE_CACHE: usize = 256;
+
 /// The store over a connection pool, for callers that do not hold a
 /// transaction of their own. Each method takes one connection for one
-/// transaction (or one read) and returns it.
+/// transaction (or one read) and returns it. Clones share the pool and the
+/// state cache.
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    cache: Arc<StateCache>,
 }
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStore")
             .field("pool", &self.pool.status())
+            .field("cached_states", &self.cache.len())
             .finish()
     }
 }
 
 impl EventStore {
-    /// Wraps a pool.
+    /// Wraps a pool, with a state cache of [`DEFAULT_STATE_CACHE`] sessions.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_state_cache(pool, DEFAULT_STATE_CACHE)
+    }
+
+    /// Wraps a pool, keeping up to `capacity` session states for
+    /// [`EventStore::append_with`] (0: always load from the database).
+    #[must_use]
+    pub fn with_state_cache(pool: PgPool, capacity: usize) -> Self {
+        Self {
+            pool,
+            cache: Arc::new(StateCache::new(capacity)),
+        }
     }
 
     /// The pool, for callers that compose their own transaction with the
@@ -316,7 +339,11 @@ impl EventStore {
         causation: Option<&Causation>,
         outbox: Vec<NewOutbox>,
     ) -> Result<AppendOutcome<Committed>, StoreError> {
-        create_session(&mut *self.conn().await?, new, causation, outbox).await
+        let outcome = create_session(&mut *self.conn().await?, new, causation, outbox).await?;
+        if let AppendOutcome::Appended(c) = &outcome {
+            self.cache.put(c.state.clone());
+        }
+        Ok(outcome)
     }
 
     /// See [`append`].
@@ -332,7 +359,8 @@ impl EventStore {
         append(&mut *self.conn().await?, session_id, causation, batch).await
     }
 
-    /// See [`append_with`].
+    /// See [`append_with`]; starts from this store's cached state of the
+    /// session when it has one ([`append_with_cached`]).
     ///
     /// # Errors
     /// As [`append_with`], plus [`StoreError::Pool`].
@@ -347,7 +375,7 @@ impl EventStore {
         E: From<StoreError> + Send,
     {
         let mut conn = self.conn().await?;
-        append_with(&mut conn, session_id, causation, decide).await
+        append_with_cached(&mut conn, &self.cache, session_id, causation, decide).await
     }
 
     /// See [`events_after`].

@@ -6,15 +6,18 @@
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager,
+};
 use tracing::instrument;
 
-use super::read::{fold_tail, row_state};
+use super::cache::StateCache;
+use super::read::{HEAD, Head, fold_tail, snapshot};
 use super::{
     AppendOutcome, Batch, Causation, Committed, Decision, NewDiagnosis, NewEvent, seq_from_i64,
     seq_to_i64,
 };
-use crate::db::{NewOutbox, NewSession, SessionRow, StoreError, insert_events};
+use crate::db::{NewOutbox, NewSession, StoreError, insert_events};
 use crate::error::ApplyError;
 use crate::event::{DiagnosisEvent, EventKind};
 use crate::ids::SessionId;
@@ -147,7 +150,6 @@ pub async fn append(
 /// `decide`'s own error (nothing is written); [`StoreError::SessionNotFound`];
 /// [`StoreError::Apply`]; [`StoreError::Corrupt`] for a snapshot or event
 /// that no longer parses; database errors.
-#[instrument(skip_all, fields(session_id = %session_id))]
 pub async fn append_with<F, E>(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
@@ -158,24 +160,77 @@ where
     F: FnOnce(&DiagnosisState) -> Result<Decision, E> + Send,
     E: From<StoreError> + Send,
 {
+    decide_and_append(conn, None, session_id, causation, decide).await
+}
+
+/// [`append_with`], starting from the state `cache` holds for the session
+/// (when it is not newer than the row) instead of the snapshot, and leaving
+/// the new state there once the transaction has committed. Inside a caller's
+/// transaction the cache is read but not filled, because that transaction
+/// may still roll back.
+///
+/// # Errors
+/// As [`append_with`].
+pub async fn append_with_cached<F, E>(
+    conn: &mut AsyncPgConnection,
+    cache: &StateCache,
+    session_id: SessionId,
+    causation: Option<&Causation>,
+    decide: F,
+) -> Result<AppendOutcome<Committed>, E>
+where
+    F: FnOnce(&DiagnosisState) -> Result<Decision, E> + Send,
+    E: From<StoreError> + Send,
+{
+    decide_and_append(conn, Some(cache), session_id, causation, decide).await
+}
+
+#[instrument(skip_all, fields(session_id = %session_id))]
+async fn decide_and_append<F, E>(
+    conn: &mut AsyncPgConnection,
+    cache: Option<&StateCache>,
+    session_id: SessionId,
+    causation: Option<&Causation>,
+    decide: F,
+) -> Result<AppendOutcome<Committed>, E>
+where
+    F: FnOnce(&DiagnosisState) -> Result<Decision, E> + Send,
+    E: From<StoreError> + Send,
+{
+    // Only a transaction of our own really commits when it returns Ok.
+    let outermost = matches!(
+        <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
+            .transaction_depth(),
+        Ok(None)
+    );
     let result = conn
         .transaction::<_, TxError<E>, _>(async |conn| {
-            let row = lock_session(conn, session_id).await?;
+            let head = lock_session(conn, session_id).await?;
             if let Some(c) = causation
                 && !record_message(conn, c, session_id).await?
             {
                 return Ok(AppendOutcome::Duplicate);
             }
-            let mut state = fold_tail(conn, row_state(&row)?, session_id, None)
+            let last_seq = seq_from_i64(head.last_seq)?;
+            // A cached state is a committed prefix of the log; anything
+            // newer than the row cannot be, and is dropped.
+            let start = match cache
+                .and_then(|c| c.take(session_id))
+                .filter(|s| s.seq <= last_seq)
+            {
+                Some(state) => Some(state),
+                None => snapshot(conn, &head).await?,
+            };
+            let mut state = fold_tail(conn, start, session_id, None)
                 .await?
                 .ok_or(StoreError::SessionNotFound { session_id })?;
             let decision = decide(&state).map_err(TxError::Caller)?;
-            let events = number(session_id, &row, decision.events)?;
+            let events = number(session_id, &head, decision.events)?;
             for e in &events {
                 state.apply(e).map_err(StoreError::from)?;
             }
-            write(conn, &row, &events, &decision.outbox, Some(state.status)).await?;
-            let snapshot_seq = seq_from_i64(row.snapshot_seq)?;
+            write(conn, &head, &events, &decision.outbox, Some(state.status)).await?;
+            let snapshot_seq = seq_from_i64(head.snapshot_seq)?;
             let wanted = (decision.snapshot && state.seq > snapshot_seq)
                 || state.seq.saturating_sub(snapshot_seq) >= AUTO_SNAPSHOT_TAIL;
             let snapshotted = wanted && super::read::save_snapshot(conn, &state).await?;
@@ -186,10 +241,16 @@ where
             }))
         })
         .await;
-    result.map_err(|e| match e {
-        TxError::Store(e) => E::from(e),
-        TxError::Caller(e) => e,
-    })
+    match result {
+        Ok(outcome) => {
+            if let (Some(cache), true, AppendOutcome::Appended(c)) = (cache, outermost, &outcome) {
+                cache.put(c.state.clone());
+            }
+            Ok(outcome)
+        }
+        Err(TxError::Store(e)) => Err(E::from(e)),
+        Err(TxError::Caller(e)) => Err(e),
+    }
 }
 
 /// An error inside [`append_with`]'s transaction: the store's or the
@@ -216,11 +277,11 @@ impl<E> From<StoreError> for TxError<E> {
 async fn lock_session(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
-) -> Result<SessionRow, StoreError> {
+) -> Result<Head, StoreError> {
     diagnosis_sessions::table
         .find(session_id.0)
         .for_update()
-        .select(SessionRow::as_select())
+        .select(HEAD)
         .first(conn)
         .await
         .optional()?
@@ -250,7 +311,7 @@ async fn record_message(
 /// Numbers a batch after the locked row's `last_seq`.
 fn number(
     session_id: SessionId,
-    row: &SessionRow,
+    row: &Head,
     events: Vec<NewEvent>,
 ) -> Result<Vec<DiagnosisEvent>, StoreError> {
     let last = seq_from_i64(row.last_seq)?;
@@ -264,7 +325,7 @@ fn number(
 /// Inserts numbered events and outbox rows and moves the session row.
 async fn write(
     conn: &mut AsyncPgConnection,
-    row: &SessionRow,
+    row: &Head,
     events: &[DiagnosisEvent],
     outbox_rows: &[NewOutbox],
     status: Option<Status>,

@@ -6,15 +6,19 @@
 //! hold the row lock until commit), so every read sees a contiguous prefix
 //! of the log.
 
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tracing::instrument;
+use uuid::Uuid;
 
 use super::{
     EventPage, SessionCursor, SessionPage, SessionQuery, SessionSummary, seq_from_i64, seq_to_i64,
     status_from_str,
 };
-use crate::db::{EventRow, SessionRow, StoreError};
+use crate::db::{EventRow, StoreError};
 use crate::event::DiagnosisEvent;
 use crate::ids::{SessionId, TenantId};
 use crate::schema::{diagnosis_events, diagnosis_sessions};
@@ -81,8 +85,9 @@ pub async fn load_state(
     session_id: SessionId,
     tenant: Option<&TenantId>,
 ) -> Result<DiagnosisState, StoreError> {
-    let row = session_row(conn, session_id, tenant).await?;
-    fold_tail(conn, row_state(&row)?, session_id, None)
+    let head = session_row(conn, session_id, tenant).await?;
+    let start = snapshot(conn, &head).await?;
+    fold_tail(conn, start, session_id, None)
         .await?
         .ok_or(StoreError::SessionNotFound { session_id })
 }
@@ -118,14 +123,14 @@ pub async fn state_at(
     tenant: Option<&TenantId>,
     seq: u64,
 ) -> Result<DiagnosisState, StoreError> {
-    let row = session_row(conn, session_id, tenant).await?;
-    if seq == 0 || seq > seq_from_i64(row.last_seq)? {
+    let head = session_row(conn, session_id, tenant).await?;
+    if seq == 0 || seq > seq_from_i64(head.last_seq)? {
         return Err(StoreError::NotFound {
             what: "event at that seq (ask for 1..=last_seq)",
         });
     }
-    let start = if seq_from_i64(row.snapshot_seq)? <= seq {
-        row_state(&row)?
+    let start = if seq_from_i64(head.snapshot_seq)? <= seq {
+        snapshot(conn, &head).await?
     } else {
         None
     };
@@ -205,10 +210,10 @@ pub async fn sessions(
                 .and(s::session_id.lt(session_id.0))),
         );
     }
-    let rows: Vec<SessionRow> = q
+    let rows: Vec<Head> = q
         .order((s::created_at.desc(), s::session_id.desc()))
         .limit(limit as i64 + 1)
-        .select(SessionRow::as_select())
+        .select(HEAD)
         .load(conn)
         .await?;
     let more = rows.len() > limit;
@@ -225,44 +230,92 @@ pub async fn sessions(
     Ok(SessionPage { sessions, next })
 }
 
+/// A session row without its snapshot: listings and checks never pay for
+/// reading a state they do not use.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct Head {
+    pub(crate) session_id: Uuid,
+    pub(crate) tenant: String,
+    pub(crate) status: String,
+    pub(crate) title: String,
+    pub(crate) last_seq: i64,
+    pub(crate) snapshot_seq: i64,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`Head`], in its field order.
+pub(crate) const HEAD: (
+    diagnosis_sessions::session_id,
+    diagnosis_sessions::tenant,
+    diagnosis_sessions::status,
+    diagnosis_sessions::title,
+    diagnosis_sessions::last_seq,
+    diagnosis_sessions::snapshot_seq,
+    diagnosis_sessions::created_at,
+    diagnosis_sessions::updated_at,
+) = (
+    diagnosis_sessions::session_id,
+    diagnosis_sessions::tenant,
+    diagnosis_sessions::status,
+    diagnosis_sessions::title,
+    diagnosis_sessions::last_seq,
+    diagnosis_sessions::snapshot_seq,
+    diagnosis_sessions::created_at,
+    diagnosis_sessions::updated_at,
+);
+
 /// The session row, scoped to `tenant` when given.
 async fn session_row(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
     tenant: Option<&TenantId>,
-) -> Result<SessionRow, StoreError> {
+) -> Result<Head, StoreError> {
     let mut q = diagnosis_sessions::table
         .filter(diagnosis_sessions::session_id.eq(session_id.0))
         .into_boxed();
     if let Some(t) = tenant {
         q = q.filter(diagnosis_sessions::tenant.eq(t.as_str()));
     }
-    q.select(SessionRow::as_select())
+    q.select(HEAD)
         .first(conn)
         .await
         .optional()?
         .ok_or(StoreError::SessionNotFound { session_id })
 }
 
-/// The snapshot stored on `row`, checked against the row it came from.
-pub(crate) fn row_state(row: &SessionRow) -> Result<Option<DiagnosisState>, StoreError> {
-    let Some(json) = &row.snapshot else {
+/// The stored snapshot of a session whose row is `head`, checked against it.
+///
+/// Read as text and parsed straight into the state: going through
+/// `serde_json::Value` (diesel's JSONB type) would parse it twice.
+pub(crate) async fn snapshot(
+    conn: &mut AsyncPgConnection,
+    head: &Head,
+) -> Result<Option<DiagnosisState>, StoreError> {
+    if head.snapshot_seq == 0 {
+        return Ok(None);
+    }
+    let text: Option<String> = diagnosis_sessions::table
+        .find(head.session_id)
+        .select(sql::<Nullable<Text>>("snapshot::text"))
+        .first(conn)
+        .await?;
+    let Some(text) = text else {
         return Ok(None);
     };
-    let state: DiagnosisState =
-        serde_json::from_value(json.clone()).map_err(|e| StoreError::Corrupt {
-            what: "state snapshot",
-            message: format!(
-                "session {} at seq {}: {e}; rebuild it with replay_state and save_snapshot",
-                row.session_id, row.snapshot_seq
-            ),
-        })?;
-    if state.session_id.0 != row.session_id || seq_to_i64(state.seq)? != row.snapshot_seq {
+    let state: DiagnosisState = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        what: "state snapshot",
+        message: format!(
+            "session {} at seq {}: {e}; rebuild it with replay_state and save_snapshot",
+            head.session_id, head.snapshot_seq
+        ),
+    })?;
+    if state.session_id.0 != head.session_id || seq_to_i64(state.seq)? != head.snapshot_seq {
         return Err(StoreError::Corrupt {
             what: "state snapshot",
             message: format!(
                 "row of session {} (snapshot_seq {}) holds the state of session {} at seq {}",
-                row.session_id, row.snapshot_seq, state.session_id, state.seq
+                head.session_id, head.snapshot_seq, state.session_id, state.seq
             ),
         });
     }
@@ -322,7 +375,7 @@ async fn events_between(
 }
 
 /// A row as a listing entry.
-fn summary(row: SessionRow) -> Result<SessionSummary, StoreError> {
+fn summary(row: Head) -> Result<SessionSummary, StoreError> {
     let status = status_from_str(&row.status).ok_or_else(|| StoreError::Corrupt {
         what: "session status",
         message: format!("{:?} on session {}", row.status, row.session_id),

@@ -13,7 +13,7 @@ use rootcause_diagnosis::schema::{
 };
 use rootcause_diagnosis::store::{
     self, AUTO_SNAPSHOT_TAIL, Batch, Causation, Committed, Decision, EventStore, NewEvent,
-    SessionCursor, SessionQuery,
+    SessionCursor, SessionQuery, StateCache,
 };
 use rootcause_diagnosis::{
     AgentKind, Confidence, DiagnosisEvent, DiagnosisState, EventKind, MessageId, SessionId, Status,
@@ -212,11 +212,18 @@ async fn decisions_under_the_lock_see_every_earlier_append() {
     // lost and the end value would fall short.
     const WRITERS: usize = 4;
     const EACH: usize = 25;
-    let (_db, store) = setup(WRITERS).await;
+    let (db, store) = setup(WRITERS).await;
+    // Two stores are two processes: each has its own state cache, and each
+    // must fold in what the other appended.
+    let other = EventStore::new(db.pool(WRITERS).expect("pool"));
     let (sid, _) = create(&store, "acme").await;
     let mut tasks = Vec::new();
-    for _ in 0..WRITERS {
-        let store = store.clone();
+    for w in 0..WRITERS {
+        let store = if w % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
         tasks.push(tokio::spawn(async move {
             for _ in 0..EACH {
                 store
@@ -888,4 +895,100 @@ async fn outbox_rows_are_written_in_order_with_the_events() {
     assert_eq!(stored, ids);
     let summary = store.session(sid, None).await.expect("s");
     assert_eq!((summary.last_seq, summary.snapshot_seq), (6, 6));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_state_catches_up_with_other_writers_and_rollbacks() {
+    let (db, store) = setup(2).await;
+    let (sid, genesis) = create(&store, "acme").await;
+    let mut live = genesis;
+    let mut workload = Workload::new();
+    let cache = StateCache::new(8);
+    let mut conn = db.connect().await.expect("conn");
+    let mut check = |stored: &[DiagnosisEvent], state: Option<&DiagnosisState>| {
+        for e in stored {
+            live.apply(e).expect("fold");
+        }
+        if let Some(state) = state {
+            assert_eq!(state, &live);
+        }
+    };
+
+    // Fills the cache.
+    let c = store::append_with_cached(&mut conn, &cache, sid, None, just(workload.batch(5)))
+        .await
+        .expect("first")
+        .appended()
+        .expect("applied");
+    check(&c.events, Some(&c.state));
+    assert_eq!(cache.len(), 1);
+
+    // Another process appends without this cache (fast path and decided).
+    let b = store
+        .append(sid, None, Batch::of(workload.batch(3)))
+        .await
+        .expect("other fast")
+        .appended()
+        .expect("applied");
+    check(&b, None);
+    let mut other = db.connect().await.expect("other conn");
+    let c = store::append_with(&mut other, sid, None, just(workload.batch(4)))
+        .await
+        .expect("other decided")
+        .appended()
+        .expect("applied");
+    check(&c.events, Some(&c.state));
+
+    // The cached state (seq 6) is behind the row (seq 13): it is folded forward.
+    let c = store::append_with_cached(&mut conn, &cache, sid, None, just(workload.batch(2)))
+        .await
+        .expect("catch up")
+        .appended()
+        .expect("applied");
+    check(&c.events, Some(&c.state));
+    assert_eq!(c.state.seq, 15);
+
+    // Inside a transaction that rolls back, the cache is not refilled with
+    // the state that never committed.
+    use diesel_async::AsyncConnection;
+    let doomed: Vec<NewEvent> = (0..3)
+        .map(|i| {
+            NewEvent::now(EventKind::ConfidenceChanged {
+                confidence: Confidence::saturating(90 + i),
+                reason: "never committed".into(),
+            })
+        })
+        .collect();
+    let r = conn
+        .transaction::<(), StoreError, _>(async |conn| {
+            let c = store::append_with_cached(conn, &cache, sid, None, just(doomed))
+                .await?
+                .appended()
+                .expect("applied");
+            assert_eq!(c.state.seq, 18);
+            Err(StoreError::NotFound {
+                what: "a reason to roll back",
+            })
+        })
+        .await;
+    assert!(r.is_err());
+    assert!(cache.is_empty(), "a rolled-back state must not be cached");
+    // Someone else commits different events at seq 16..=18.
+    let b = store
+        .append(sid, None, Batch::of(workload.batch(3)))
+        .await
+        .expect("other")
+        .appended()
+        .expect("applied");
+    check(&b, None);
+    let c = store::append_with_cached(&mut conn, &cache, sid, None, just(workload.batch(1)))
+        .await
+        .expect("after rollback")
+        .appended()
+        .expect("applied");
+    check(&c.events, Some(&c.state));
+    assert_eq!(
+        c.state,
+        store.replay_state(sid, None).await.expect("replay")
+    );
 }
