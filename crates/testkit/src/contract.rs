@@ -23,9 +23,9 @@ async fn deps() -> Deps {
 }
 
 /// Polls `/readyz` until `accept` holds (other tests may restart a shared
-/// server for a moment), for at most 15 s; returns the last answer.
+/// server for a moment), for at most 30 s; returns the last answer.
 async fn readyz_until(svc: &ServiceProcess, accept: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = ok(svc.get("/readyz").await, "GET /readyz");
         if accept(status, &body) || Instant::now() >= deadline {

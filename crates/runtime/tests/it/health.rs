@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rootcause_runtime::health::{CheckStatus, Status};
+use rootcause_runtime::health::{CheckStatus, ReadinessReport, Status};
 use rootcause_runtime::{Connections, Dependency};
 
 use crate::{closed_port, settings_with};
@@ -14,6 +14,22 @@ const ALL: &[Dependency] = &[
     Dependency::RabbitMq,
 ];
 
+/// Reports until `accept` holds, for at most 30 s: other crates' tests
+/// restart the shared Redis and RabbitMQ for a moment while the suite runs.
+async fn report_until(
+    readiness: &rootcause_runtime::health::Readiness,
+    accept: impl Fn(&ReadinessReport) -> bool,
+) -> ReadinessReport {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let report = readiness.report().await;
+        if accept(&report) || std::time::Instant::now() >= deadline {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn pg_url() -> String {
     // The test server's admin database: the check only runs SELECT 1.
     rootcause_test_db::server_url()
@@ -23,7 +39,7 @@ fn pg_url() -> String {
 async fn all_dependencies_up_is_ready() {
     let s = settings_with(&[("ROOTCAUSE__DATABASE__URL", &pg_url())]);
     let (conns, readiness) = Connections::open(&s, ALL).expect("open");
-    let report = readiness.report().await;
+    let report = report_until(&readiness, |r| r.status == Status::Ready).await;
     assert_eq!(report.status, Status::Ready, "{report:?}");
     assert!(report.failing.is_empty());
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
@@ -35,7 +51,7 @@ async fn all_dependencies_up_is_ready() {
 async fn one_down(var: &str, url: String, name: &str) {
     let s = settings_with(&[("ROOTCAUSE__DATABASE__URL", &pg_url()), (var, &url)]);
     let (_conns, readiness) = Connections::open(&s, ALL).expect("open");
-    let report = readiness.report().await;
+    let report = report_until(&readiness, |r| r.failing == [name]).await;
     assert_eq!(report.status, Status::Unavailable);
     assert_eq!(report.failing, [name]);
     let down = report
