@@ -740,6 +740,13 @@ pub fn rank_suspects(
         }
         ctx.commit_overlap(c, &mut reasons);
         substance(c, 1, &mut reasons);
+        if c.parents.is_empty() && commits.iter().any(|o| !o.parents.is_empty()) {
+            reasons.push(Reason {
+                factor: "substance".into(),
+                points: -30.0,
+                text: "the first commit of the history (an import): it added the files, it did not change them".into(),
+            });
+        }
         out.push(finish(Suspect {
             commit: Some(c.id.clone()),
             change: None,
@@ -766,7 +773,20 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(7)]
 }
 
+/// More changed files than this make a commit a bulk change.
+const BULK_FILES: usize = 50;
+
 fn substance(c: &CommitInfo, release_size: usize, reasons: &mut Vec<Reason>) {
+    if c.files.len() > BULK_FILES {
+        reasons.push(Reason {
+            factor: "substance".into(),
+            points: -30.0,
+            text: format!(
+                "touches {} files: a bulk change (import, mass rename), its overlap with the frames says little",
+                c.files.len()
+            ),
+        });
+    }
     if !c.files.is_empty() && c.files.iter().all(|f| is_inert_file(f)) {
         let what = if release_size > 1 {
             "only touches docs, CI or version files (the release stamp; its commits are ranked on their own)"
@@ -787,6 +807,9 @@ fn finish(mut s: Suspect) -> Suspect {
     s.score = s.reasons.iter().map(|r| r.points).sum();
     s
 }
+
+/// How far back a deploy without a known previous deploy is taken to reach.
+const FIRST_RELEASE_LOOKBACK_MS: i64 = 14 * 24 * 3_600_000;
 
 /// For each deploy whose commit is among `commits`, the commits it shipped:
 /// those after the previous deploy of the same service, up to and including
@@ -828,16 +851,23 @@ fn shipped_commits(
             .filter(|p| p.kind == "deploy" && p.service == ch.service && p.ts_ms < ch.ts_ms)
             .max_by_key(|p| p.ts_ms)
             .and_then(|p| p.commit.as_deref().and_then(find));
+        // Without a previous deploy, look back a bounded time only, and
+        // leave out root commits (an initial import ships everything).
+        let floor = commits[head].time_ms - FIRST_RELEASE_LOOKBACK_MS;
         let range: Vec<usize> = if have_parents {
             let mut inc = ancestors(head);
             if let Some(p) = prev {
                 for a in ancestors(p) {
                     inc.remove(&a);
                 }
+            } else {
+                inc.retain(|&k| {
+                    k == head || (commits[k].time_ms >= floor && !commits[k].parents.is_empty())
+                });
             }
             inc.into_iter().collect()
         } else {
-            let lo = prev.map_or(i64::MIN, |p| commits[p].time_ms);
+            let lo = prev.map_or(floor, |p| commits[p].time_ms);
             let hi = commits[head].time_ms;
             (0..commits.len())
                 .filter(|&k| commits[k].time_ms > lo && commits[k].time_ms <= hi)

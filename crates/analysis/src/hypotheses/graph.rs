@@ -23,8 +23,17 @@ const CALLEE_LABELS: &[&str] = &[
     "callee",
 ];
 
-/// Labels whose value names the calling service.
-const CALLER_LABELS: &[&str] = &["caller", "client", "source_service", "downstream"];
+/// Labels whose value names the calling service. Database names count:
+/// `pg_stat_activity_count{service="postgres",datname="orders"}` is the
+/// `orders` service's database, by the common naming convention.
+const CALLER_LABELS: &[&str] = &[
+    "caller",
+    "client",
+    "source_service",
+    "downstream",
+    "datname",
+    "database",
+];
 
 /// Directed `caller -> callee` edges with how often each was seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +223,8 @@ mod tests {
     fn metric_labels_make_edges() {
         let set = parse(
             "q_total{service=\"pricing\",caller=\"cart\"} 1 1\n\
-             e_total{service=\"api-gateway\",envoy_cluster_name=\"catalog\"} 1 1\n# EOF\n",
+             e_total{service=\"api-gateway\",envoy_cluster_name=\"catalog\"} 1 1\n\
+             pg{service=\"postgres\",datname=\"inventory\"} 1 1\n# EOF\n",
         )
         .unwrap();
         let mut g = DependencyGraph::new();
@@ -222,5 +232,9 @@ mod tests {
         assert!(g.calls("cart", "pricing"));
         assert!(g.calls("api-gateway", "catalog"));
         assert_eq!(g.callers("pricing"), vec!["cart"]);
+        assert!(
+            g.calls("inventory", "postgres"),
+            "a database named after its owner"
+        );
     }
 }

@@ -357,6 +357,15 @@ fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
     cues
 }
 
+/// Categories that describe a serving component's own trouble; a caller's
+/// errors that mention them point at the callee.
+const INFRA: [Category; 4] = [
+    Category::Database,
+    Category::Network,
+    Category::ResourceExhaustion,
+    Category::DependencyFailure,
+];
+
 /// Builds and ranks hypotheses; best first.
 #[must_use]
 pub fn rank_hypotheses(
@@ -382,11 +391,14 @@ pub fn rank_hypotheses(
 
     let mut out = Vec::new();
     for (service, category) in candidates {
-        let mut support = 0.0;
+        let mut per_kind: BTreeMap<FindingKind, Vec<f64>> = BTreeMap::new();
         let mut kinds: BTreeSet<FindingKind> = BTreeSet::new();
         let mut evidence: Vec<(f64, &str)> = Vec::new();
         let mut reasons = Vec::new();
         let mut in_baseline = 0;
+        // Onset of the signals behind this hypothesis (not of every signal
+        // of the service: an unrelated early error must not date it).
+        let mut own_onset: Option<i64> = None;
         for (f, c) in findings.iter().zip(&cues) {
             if f.service != service {
                 continue;
@@ -401,15 +413,26 @@ pub fn rank_hypotheses(
                 s *= cfg.baseline_weight;
                 in_baseline += 1;
             }
-            support += s;
+            per_kind.entry(f.kind).or_default().push(s);
             kinds.insert(f.kind);
+            if let (Some(t), true) = (f.onset_ms, f.kind != FindingKind::Change && !f.in_baseline) {
+                own_onset = Some(own_onset.map_or(t, |o: i64| o.min(t)));
+            }
             evidence.push((s, f.id.as_str()));
         }
+        // Within one kind, the strongest finding counts fully and the rest a
+        // quarter (ten variants of one error are one fact); kinds add up.
+        let support: f64 = per_kind
+            .values_mut()
+            .map(|v| {
+                v.sort_by(|a, b| b.total_cmp(a));
+                v[0] + (0.25 * v[1..].iter().sum::<f64>()).min(0.5)
+            })
+            .sum();
         if support <= 0.0 {
             continue;
         }
-        // Diminishing returns: many findings of one sort do not add up
-        // linearly (ten error lines are one fact).
+        // Diminishing returns overall as well.
         let support_points = cfg.support_points * (1.0 + support).ln() / 2f64.ln();
         reasons.push(format!(
             "{} finding(s) on {service} point at {category} (support {support_points:.1})",
@@ -430,7 +453,7 @@ pub fn rank_hypotheses(
                     .join(", ")
             ));
         }
-        if let Some(&mine) = onset.get(service.as_str()) {
+        if let Some(mine) = own_onset {
             let others: Vec<(&str, i64)> = onset
                 .iter()
                 .filter(|(s, _)| **s != service)
@@ -469,7 +492,39 @@ pub fn rank_hypotheses(
                 .into_iter()
                 .filter(|c| onset.get(c).is_some_and(|t| *t + cfg.tie_ms < mine))
                 .collect();
-            if !early_callees.is_empty() {
+            if early_callees.is_empty() {
+                // A callee with a problem of its own (database, network,
+                // resources, its dependencies) at the same time, that this
+                // service's findings also talk about: the fault is more
+                // likely on the serving side.
+                let own_cues: BTreeSet<Category> = findings
+                    .iter()
+                    .zip(&cues)
+                    .filter(|(f, _)| f.service == service)
+                    .flat_map(|(_, cs)| cs.iter().map(|(x, _)| *x))
+                    .filter(|x| INFRA.contains(x))
+                    .collect();
+                let same: Vec<&str> = graph
+                    .callees(&service)
+                    .into_iter()
+                    .filter(|c| {
+                        onset.get(c).is_some_and(|t| *t <= mine + cfg.tie_ms)
+                            && findings.iter().zip(&cues).any(|(f, cs)| {
+                                f.service == *c
+                                    && cs
+                                        .iter()
+                                        .any(|(x, _)| own_cues.contains(x) || *x == category)
+                            })
+                    })
+                    .collect();
+                if !same.is_empty() {
+                    score -= cfg.victim_penalty / 2.0;
+                    reasons.push(format!(
+                        "it calls {}, which shows the same problem at the same time",
+                        same.join(", ")
+                    ));
+                }
+            } else {
                 score -= cfg.victim_penalty;
                 reasons.push(format!(
                     "it calls {}, which moved earlier: it may be a victim",
