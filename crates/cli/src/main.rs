@@ -3,6 +3,7 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
+mod logs;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +20,14 @@ struct Cli {
 enum Command {
     /// Apply (or revert) the database migrations.
     Migrate(migrate::Args),
+    /// Mine log templates and diff incident logs against a baseline.
+    Logs(logs::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Migrate(args) => migrate::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }

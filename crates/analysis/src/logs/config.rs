@@ -52,7 +52,8 @@ pub struct MinerConfig {
     /// token classes.
     pub masks: Vec<MaskConfig>,
     /// Characters treated as whitespace when splitting tokens (for example
-    /// `[","]` for comma-joined fields).
+    /// `[","]` for comma-joined fields). Up to 16 ASCII characters are split
+    /// on bytes; any non-ASCII one makes splitting char-based.
     pub extra_delimiters: Vec<char>,
     /// Merge templates that differ only where one of them already has a
     /// variable, after mining (and periodically while streaming).

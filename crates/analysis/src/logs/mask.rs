@@ -93,8 +93,26 @@ fn word_is_variable(word: &[u8]) -> bool {
 /// parse tree treats specially.
 pub(crate) fn mask_token(token: &str, out: &mut String) -> bool {
     let bytes = token.as_bytes();
+    // One pass decides whether any rule can apply; most tokens are plain
+    // words and are copied as they are.
+    let (mut digit, mut slash, mut hex_run, mut max_hex_run) = (false, false, 0usize, 0usize);
+    for &b in bytes {
+        digit |= b.is_ascii_digit();
+        slash |= b == b'/' || b == b'\\';
+        if b.is_ascii_hexdigit() {
+            hex_run += 1;
+            max_hex_run = max_hex_run.max(hex_run);
+        } else {
+            hex_run = 0;
+        }
+    }
+    if !digit && !slash && max_hex_run < 12 {
+        out.push_str(token);
+        return false;
+    }
     // A URL is one variable, whatever its pieces look like.
-    if let Some(pos) = token.find("://")
+    if slash
+        && let Some(pos) = token.find("://")
         && pos > 0
         && bytes[..pos].iter().all(u8::is_ascii_alphabetic)
     {
@@ -177,6 +195,66 @@ fn unit_tail(tok: &str) -> Option<&str> {
     UNITS.contains(&&tok[..core_end]).then(|| &tok[core_end..])
 }
 
+/// Splits a line at ASCII whitespace and ASCII extra delimiters, on bytes
+/// (no UTF-8 decoding: an ASCII byte never occurs inside a multi-byte
+/// character, so every piece is valid text).
+struct AsciiSplit<'t> {
+    text: &'t str,
+    pos: usize,
+    delimiters: &'t [u8],
+}
+
+impl<'t> Iterator for AsciiSplit<'t> {
+    type Item = &'t str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'t str> {
+        let bytes = self.text.as_bytes();
+        let is_sep = |b: u8| b.is_ascii_whitespace() || self.delimiters.contains(&b);
+        while self.pos < bytes.len() && is_sep(bytes[self.pos]) {
+            self.pos += 1;
+        }
+        if self.pos >= bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        while self.pos < bytes.len() && !is_sep(bytes[self.pos]) {
+            self.pos += 1;
+        }
+        self.text.get(start..self.pos)
+    }
+}
+
+/// Masks each token into `buf`, recording its span.
+fn push_tokens<'t>(
+    tokens: impl Iterator<Item = &'t str>,
+    masks: &[CompiledMask],
+    buf: &mut String,
+    spans: &mut Vec<(u32, u32)>,
+) {
+    let mut prev_whole_var = false;
+    for tok in tokens {
+        // A unit after a number belongs to it: `16.0 KB,` is one value.
+        if prev_whole_var && let Some(tail) = unit_tail(tok) {
+            buf.push_str(tail);
+            if let Some(last) = spans.last_mut() {
+                last.1 = buf.len() as u32;
+            }
+            prev_whole_var = false;
+            continue;
+        }
+        let start = buf.len();
+        if masks.iter().any(|m| m.placeholder == tok) {
+            // A user placeholder stays as the user wrote it.
+            buf.push_str(tok);
+            prev_whole_var = false;
+        } else {
+            prev_whole_var = mask_token(tok, buf);
+        }
+        spans.push((start as u32, buf.len() as u32));
+    }
+}
+
 /// Reusable buffers for turning a line into masked tokens without allocating
 /// per line.
 #[derive(Debug, Default)]
@@ -214,29 +292,26 @@ impl Tokenizer {
                 text = &self.premasked;
             }
         }
-        let is_sep = |c: char| c.is_whitespace() || extra_delimiters.contains(&c);
         let mut spans = std::mem::take(&mut self.spans);
         let mut buf = std::mem::take(&mut self.buf);
-        let mut prev_whole_var = false;
-        for tok in text.split(is_sep).filter(|t| !t.is_empty()) {
-            // A unit after a number belongs to it: `16.0 KB,` is one value.
-            if prev_whole_var && let Some(tail) = unit_tail(tok) {
-                buf.push_str(tail);
-                if let Some(last) = spans.last_mut() {
-                    last.1 = buf.len() as u32;
-                }
-                prev_whole_var = false;
-                continue;
+        if extra_delimiters.len() <= 16 && extra_delimiters.iter().all(char::is_ascii) {
+            let mut ascii = [0u8; 16];
+            let n = extra_delimiters.len().min(ascii.len());
+            for (slot, &c) in ascii.iter_mut().zip(extra_delimiters) {
+                *slot = c as u8;
             }
-            let start = buf.len();
-            if masks.iter().any(|m| m.placeholder == tok) {
-                // A user placeholder stays as the user wrote it.
-                buf.push_str(tok);
-                prev_whole_var = false;
-            } else {
-                prev_whole_var = mask_token(tok, &mut buf);
-            }
-            spans.push((start as u32, buf.len() as u32));
+            let tokens = AsciiSplit {
+                text,
+                pos: 0,
+                delimiters: &ascii[..n],
+            };
+            push_tokens(tokens, masks, &mut buf, &mut spans);
+        } else {
+            // A non-ASCII delimiter: split on chars (also at Unicode spaces).
+            let tokens = text
+                .split(|c: char| c.is_whitespace() || extra_delimiters.contains(&c))
+                .filter(|t| !t.is_empty());
+            push_tokens(tokens, masks, &mut buf, &mut spans);
         }
         self.spans = spans;
         self.buf = buf;

@@ -6,14 +6,18 @@
 //! the line joined), never the text, so memory grows with the number of
 //! lines' ids and templates only.
 //!
-//! [`LineParser::push_batch`] tokenises and masks a batch on all cores
-//! (`std::thread::scope`) and then places the lines in order on the calling
-//! thread: placing is sequential by nature (each line may change a template
-//! the next line is compared with), tokenising is not.
+//! [`LineParser::push_batch`] tokenises and masks chunks of a batch on
+//! worker threads (`std::thread::scope`) while the calling thread places the
+//! finished chunks in input order: placing is sequential by nature (each
+//! line may change a template the next line is compared with), tokenising
+//! is not.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustc_hash::FxHashMap;
 
-use super::mask::Tokenizer;
+use super::mask::{CompiledMask, Tokenizer};
 use super::miner::token_hash;
 use super::{ClusterId, LogsError, MinerConfig, Template, TemplateId, TemplateMiner};
 
@@ -60,65 +64,87 @@ impl LineParser {
 
     /// Adds a batch of lines, tokenising them in parallel when this parser
     /// has more than one thread.
+    ///
+    /// `threads - 1` workers tokenise chunks of the batch while this thread
+    /// places finished chunks in input order, so tokenising (most of the
+    /// work) overlaps placing. The result is identical to [`Self::push`]
+    /// line by line.
     pub fn push_batch<S: AsRef<str> + Sync>(&mut self, lines: &[S]) {
-        if self.threads <= 1 || lines.len() < 1024 {
+        const CHUNK: usize = 4096;
+        let workers = self.threads.saturating_sub(1);
+        if workers == 0 || lines.len() < 2 * CHUNK {
             for l in lines {
                 self.push(l.as_ref());
             }
             return;
         }
-        let chunk = lines.len().div_ceil(self.threads);
+        let chunks: Vec<&[S]> = lines.chunks(CHUNK).collect();
         let masks = self.miner.masks().to_vec();
         let delims = self.miner.config().extra_delimiters.clone();
-        let parts: Vec<Hashed> = std::thread::scope(|s| {
-            let handles: Vec<_> = lines
-                .chunks(chunk)
-                .map(|part| {
-                    let masks = &masks;
-                    let delims = &delims;
-                    s.spawn(move || {
-                        let mut t = Tokenizer::default();
+        let next = AtomicUsize::new(0);
+        let mut placed = 0;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Hashed)>(workers * 2);
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (chunks, masks, delims, next) = (&chunks, &masks, &delims, &next);
+                s.spawn(move || {
+                    let mut t = Tokenizer::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(part) = chunks.get(i) else { break };
                         let mut out = Hashed::default();
-                        for l in part {
+                        for l in *part {
                             t.tokenize(l.as_ref(), masks, delims);
                             out.hashes.extend(t.tokens().map(token_hash));
                             out.ends.push(out.hashes.len() as u32);
                         }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        let mut tokenizer = Tokenizer::default();
-        let mut line_no = 0;
-        for (part, hashed) in lines.chunks(chunk).zip(parts) {
-            if hashed.ends.len() != part.len() {
-                // A worker panicked (it cannot on valid UTF-8): fall back.
-                for l in part {
-                    self.push(l.as_ref());
-                }
-                line_no += part.len();
-                continue;
+                        if tx.send((i, out)).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            let mut start = 0usize;
-            for (l, &end) in part.iter().zip(&hashed.ends) {
-                let end = end as usize;
-                // The text is needed only when the line starts a template.
-                let text = || {
-                    tokenizer.tokenize(l.as_ref(), &masks, &delims);
-                    tokenizer.tokens().map(Box::from).collect()
-                };
-                let id = self.miner.add_hashed(&hashed.hashes[start..end], text);
-                self.ids.push(id.0);
-                start = end;
-                line_no += 1;
+            drop(tx);
+            // Chunks arrive out of order; place them in order.
+            let mut pending: BTreeMap<usize, Hashed> = BTreeMap::new();
+            let mut tokenizer = Tokenizer::default();
+            for (i, hashed) in rx {
+                pending.insert(i, hashed);
+                while let Some(hashed) = pending.remove(&placed) {
+                    self.place_chunk(chunks[placed], &hashed, &mut tokenizer, &masks, &delims);
+                    placed += 1;
+                }
+            }
+        });
+        // Only if a worker died: place what it left, on this thread.
+        for part in &chunks[placed..] {
+            for l in *part {
+                self.push(l.as_ref());
             }
         }
-        debug_assert_eq!(line_no, lines.len());
+    }
+
+    fn place_chunk<S: AsRef<str>>(
+        &mut self,
+        part: &[S],
+        hashed: &Hashed,
+        tokenizer: &mut Tokenizer,
+        masks: &[CompiledMask],
+        delims: &[char],
+    ) {
+        let mut start = 0usize;
+        for (l, &end) in part.iter().zip(&hashed.ends) {
+            let end = end as usize;
+            // The text is needed only when the line starts a template.
+            let text = || {
+                tokenizer.tokenize(l.as_ref(), masks, delims);
+                tokenizer.tokens().map(Box::from).collect()
+            };
+            let id = self.miner.add_hashed(&hashed.hashes[start..end], text);
+            self.ids.push(id.0);
+            start = end;
+        }
     }
 
     /// Ends the input: runs the late merge and returns the result.

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Throughput of `rootcause logs parse` (one thread and all cores) against the
+# Python drain3 package on the same input, with peak memory of each.
+#
+#   scripts/bench-logs.sh            # 1,000,000 lines
+#   LINES=3000000 scripts/bench-logs.sh
+#
+# Needs python3 with `pip install drain3`. The input is built from the
+# Loghub samples in $ROOTCAUSE_SHARED_DIR/data/loghub (default ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LINES=${LINES:-1000000}
+SHARED=${ROOTCAUSE_SHARED_DIR:-$(cd .. && pwd)/shared}
+[ -d "$SHARED/data/loghub" ] || SHARED=/work/shared
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+TARGET=${CARGO_TARGET_DIR:-target}
+
+python3 -c 'import drain3' 2>/dev/null || {
+  echo "the Python drain3 package is missing: pip install drain3" >&2
+  exit 1
+}
+python3 scripts/drain3_bench.py make-input --loghub "$SHARED/data/loghub" --lines "$LINES" --out "$WORK/input.log"
+cargo build --quiet --release -p rootcause-cli
+BIN="$TARGET/release/rootcause"
+
+field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p"; }
+
+"$BIN" logs parse --threads 1 --stats "$WORK/input.log" >"$WORK/out1.jsonl" 2>"$WORK/stats1"
+"$BIN" logs parse --threads 0 --stats "$WORK/input.log" >"$WORK/outn.jsonl" 2>"$WORK/statsn"
+cmp -s "$WORK/out1.jsonl" "$WORK/outn.jsonl" || { echo "single- and multi-threaded outputs differ" >&2; exit 1; }
+python3 scripts/drain3_bench.py run --input "$WORK/input.log" >"$WORK/drain3.json"
+
+one=$(field "$WORK/stats1" lines_per_second)
+all=$(field "$WORK/statsn" lines_per_second)
+threads=$(field "$WORK/statsn" threads)
+py=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lines_per_second"])' "$WORK/drain3.json")
+py_rss=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_kib"])' "$WORK/drain3.json")
+py_tpl=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["templates"])' "$WORK/drain3.json")
+
+printf '%-28s %14s %14s %10s\n' "parser ($LINES lines)" "lines/s" "peak RSS KiB" "templates"
+printf '%-28s %14s %14s %10s\n' "rootcause, 1 thread" "$one" "$(field "$WORK/stats1" peak_rss_kib)" "$(field "$WORK/stats1" templates)"
+printf '%-28s %14s %14s %10s\n' "rootcause, $threads threads" "$all" "$(field "$WORK/statsn" peak_rss_kib)" "$(field "$WORK/statsn" templates)"
+printf '%-28s %14s %14s %10s\n' "python drain3 (defaults)" "$py" "$py_rss" "$py_tpl"
+python3 -c 'import sys; a,b,c=map(float,sys.argv[1:]); print(f"ratio vs drain3: {a/c:.1f}x (1 thread), {b/c:.1f}x (all cores)")' "$one" "$all" "$py"
