@@ -3,6 +3,7 @@
 //! Redis and RabbitMQ of the machine (see DEVELOPERS.md).
 
 mod config;
+mod database;
 mod health;
 mod http;
 mod telemetry;
