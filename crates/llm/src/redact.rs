@@ -107,9 +107,11 @@ const BUILT_IN: &[(&str, &str, usize)] = &[
     (
         "SECRET",
         concat!(
-            r#"(?i)\b(?:password|passwd|pwd|pass|secret|client_secret|secret_key|secret-key"#,
-            r#"|api[_-]?key|apikey|access[_-]?key(?:_id)?|auth[_-]?token|access[_-]?token"#,
-            r#"|refresh[_-]?token|token|accountkey|sharedaccesskey|private[_-]?key)"#,
+            // Any key ending in a secret-ish word (DB_PASSWORD, aws_secret_access_key,
+            // GITHUB_TOKEN, AccountKey), immediately followed by = or :; a
+            // plural like max_tokens= does not end in the word and is kept.
+            r#"(?i)\b[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|api[_-]?key|apikey"#,
+            r#"|access[_-]?key(?:[_-]?id)?|accountkey|sharedaccesskey|private[_-]?key|token)"#,
             r#"["']?\s*[:=]\s*["']?([^\s"';,&}\]]{3,})"#,
         ),
         1,

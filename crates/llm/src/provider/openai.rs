@@ -269,15 +269,22 @@ impl OpenAiChat {
 
     fn error(&self, answer: &HttpAnswer) -> LlmError {
         let provider = &self.config.provider;
-        let Ok(body) = serde_json::from_slice::<WireErrorBody>(&answer.body) else {
-            return classify_status(
-                provider,
-                answer.status,
-                &answer.headers,
-                snippet(&answer.body),
-            );
+        // OpenAI and Azure nest the error under "error"; vLLM puts its
+        // fields at the top level.
+        let e = match serde_json::from_slice::<WireErrorBody>(&answer.body) {
+            Ok(body) => body.error,
+            Err(_) => match serde_json::from_slice::<WireError>(&answer.body) {
+                Ok(top) if top.message.is_some() => top,
+                _ => {
+                    return classify_status(
+                        provider,
+                        answer.status,
+                        &answer.headers,
+                        snippet(&answer.body),
+                    );
+                }
+            },
         };
-        let e = body.error;
         let code = e.code.as_ref().map(code_str).unwrap_or_default();
         let inner = e
             .innererror
