@@ -1,0 +1,397 @@
+//! A local clone of a service repository, owned by one tenant.
+//!
+//! Three origins: an incident bundle's `repo.bundle` (unpacked once into a
+//! cache directory with libgit2: the bundle's pack goes into a new bare
+//! repository and its refs are created from the bundle header, so no `git`
+//! binary is needed), an existing local repository, or a remote URL cloned
+//! bare into the cache and fetched on a schedule
+//! ([`GitRepository::spawn_periodic_fetch`]).
+//!
+//! `git2::Repository` is not `Sync`, so the repository is opened per
+//! operation inside `spawn_blocking` (opening is cheap next to a diff).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rootcause_diagnosis::TenantId;
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ToolError;
+
+const SOURCE: &str = "git";
+
+/// Where the clone came from.
+#[derive(Debug, Clone)]
+pub enum GitOrigin {
+    /// Unpacked from a `git bundle` file.
+    Bundle(PathBuf),
+    /// An existing repository used in place.
+    Local(PathBuf),
+    /// Cloned from a URL; fetched again by [`GitRepository::fetch`].
+    Remote {
+        /// The URL (`https://`, `ssh://`, or a local path).
+        url: String,
+        /// Credentials for HTTPS (user name and token), when needed.
+        credentials: Option<(String, SecretString)>,
+    },
+}
+
+/// A repository the code tools read.
+#[derive(Debug)]
+pub struct GitRepository {
+    path: PathBuf,
+    tenant: TenantId,
+    origin: GitOrigin,
+}
+
+impl GitRepository {
+    /// Unpacks `bundle_file` into `cache_root/<name>` (reused when already
+    /// there: the name includes a hash of the bundle header, so a changed
+    /// bundle gets a new directory).
+    ///
+    /// # Errors
+    /// [`ToolError::Io`], [`ToolError::Parse`] for a file that is not a git
+    /// bundle, [`ToolError::Backend`] for libgit2 failures.
+    pub fn from_bundle(
+        bundle_file: &Path,
+        cache_root: &Path,
+        tenant: TenantId,
+    ) -> Result<Self, ToolError> {
+        let (header, refs, pack_offset) = read_bundle_header(bundle_file)?;
+        let stem = bundle_file
+            .parent()
+            .and_then(Path::file_name)
+            .map_or_else(|| "repo".to_owned(), |s| s.to_string_lossy().into_owned());
+        let name = format!("{}-{:016x}.git", sanitize(&stem), fnv1a(header.as_bytes()));
+        let path = cache_root.join(name);
+        if !path.join("HEAD").is_file() {
+            std::fs::create_dir_all(cache_root).map_err(|e| ToolError::io(cache_root, &e))?;
+            // Unpack next to the target and rename, so concurrent processes
+            // never see a half-written repository.
+            let tmp = cache_root.join(format!(
+                ".tmp-{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ));
+            let result = unpack_bundle(bundle_file, pack_offset, &refs, &tmp);
+            if let Err(e) = result {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            if std::fs::rename(&tmp, &path).is_err() {
+                // Another process won the race; its copy is identical.
+                let _ = std::fs::remove_dir_all(&tmp);
+                if !path.join("HEAD").is_file() {
+                    return Err(ToolError::Io {
+                        path: path.display().to_string(),
+                        message: "could not move the unpacked bundle into place".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            path,
+            tenant,
+            origin: GitOrigin::Bundle(bundle_file.to_owned()),
+        })
+    }
+
+    /// Uses an existing repository (bare or with a work tree) in place.
+    ///
+    /// # Errors
+    /// [`ToolError::NotFound`] when `path` is not a git repository.
+    pub fn open_local(path: &Path, tenant: TenantId) -> Result<Self, ToolError> {
+        git2::Repository::open(path).map_err(|e| ToolError::NotFound {
+            what: "git repository".to_owned(),
+            value: format!("{} ({})", path.display(), e.message()),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            tenant,
+            origin: GitOrigin::Local(path.to_owned()),
+        })
+    }
+
+    /// Clones `url` bare into `cache_root` (or reuses the clone there) and
+    /// fetches it once.
+    ///
+    /// # Errors
+    /// [`ToolError::Backend`] when the clone or fetch fails.
+    pub fn clone_remote(
+        url: &str,
+        credentials: Option<(String, SecretString)>,
+        cache_root: &Path,
+        tenant: TenantId,
+    ) -> Result<Self, ToolError> {
+        let path = cache_root.join(format!(
+            "{}-{:016x}.git",
+            sanitize(url.rsplit('/').next().unwrap_or("repo")),
+            fnv1a(url.as_bytes())
+        ));
+        if !path.join("HEAD").is_file() {
+            std::fs::create_dir_all(&path).map_err(|e| ToolError::io(&path, &e))?;
+            git2::Repository::init_bare(&path).map_err(git_err)?;
+        }
+        let repo = Self {
+            path,
+            tenant,
+            origin: GitOrigin::Remote {
+                url: url.to_owned(),
+                credentials,
+            },
+        };
+        repo.fetch()?;
+        Ok(repo)
+    }
+
+    /// The repository directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tenant whose code this is.
+    #[must_use]
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Where it came from.
+    #[must_use]
+    pub fn origin(&self) -> &GitOrigin {
+        &self.origin
+    }
+
+    /// Opens the repository for one operation.
+    ///
+    /// # Errors
+    /// [`ToolError::Backend`] when it cannot be opened.
+    pub fn open(&self) -> Result<git2::Repository, ToolError> {
+        git2::Repository::open(&self.path).map_err(git_err)
+    }
+
+    /// Fetches every branch and tag from the remote (a no-op for bundles and
+    /// local repositories). Blocking: call from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// [`ToolError::Backend`] when the fetch fails.
+    pub fn fetch(&self) -> Result<(), ToolError> {
+        let GitOrigin::Remote { url, credentials } = &self.origin else {
+            return Ok(());
+        };
+        let repo = self.open()?;
+        let mut remote = repo.remote_anonymous(url).map_err(git_err)?;
+        let mut callbacks = git2::RemoteCallbacks::new();
+        if let Some((user, token)) = credentials.clone() {
+            callbacks.credentials(move |_, _, _| {
+                git2::Cred::userpass_plaintext(&user, token.expose_secret())
+            });
+        }
+        let mut opts = git2::FetchOptions::new();
+        opts.remote_callbacks(callbacks);
+        opts.download_tags(git2::AutotagOption::All);
+        remote
+            .fetch(
+                &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                Some(&mut opts),
+                None,
+            )
+            .map_err(|e| {
+                ToolError::backend(
+                    SOURCE,
+                    format!(
+                        "fetching {url} failed: {}; check the URL and credentials",
+                        e.message()
+                    ),
+                    true,
+                )
+            })?;
+        // Point HEAD at the default branch if it does not resolve yet.
+        if repo.head().is_err() {
+            for candidate in ["refs/heads/main", "refs/heads/master"] {
+                if repo.find_reference(candidate).is_ok() {
+                    repo.set_head(candidate).map_err(git_err)?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches every `interval` until `token` is cancelled; failures are
+    /// logged and retried at the next tick (the clone keeps serving the
+    /// last fetched state).
+    pub fn spawn_periodic_fetch(
+        self: Arc<Self>,
+        interval: Duration,
+        token: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate; the clone just fetched
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = ticker.tick() => {
+                        let repo = Arc::clone(&self);
+                        match tokio::task::spawn_blocking(move || repo.fetch()).await {
+                            Ok(Ok(())) => tracing::debug!(path = %self.path.display(), "fetched"),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "periodic git fetch failed"),
+                            Err(e) => tracing::warn!(error = %e, "periodic git fetch panicked"),
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A libgit2 error as a backend error.
+pub(crate) fn git_err(e: git2::Error) -> ToolError {
+    ToolError::backend(SOURCE, e.message().to_owned(), false)
+}
+
+/// Header text, refs (oid, name) and the byte offset where the pack starts.
+type BundleHeader = (String, Vec<(git2::Oid, String)>, u64);
+
+fn read_bundle_header(path: &Path) -> Result<BundleHeader, ToolError> {
+    let file = std::fs::File::open(path).map_err(|e| ToolError::io(path, &e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut header = String::new();
+    let mut refs = Vec::new();
+    let mut offset = 0u64;
+    let mut first = true;
+    loop {
+        let mut line = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| ToolError::io(path, &e))?;
+        if n == 0 {
+            return Err(bundle_parse(
+                path,
+                "the header does not end with a blank line",
+            ));
+        }
+        offset += n as u64;
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches('\n')
+            .to_owned();
+        if first {
+            if text != "# v2 git bundle" && text != "# v3 git bundle" {
+                return Err(bundle_parse(
+                    path,
+                    "missing the `# v2 git bundle` signature",
+                ));
+            }
+            first = false;
+        } else if text.is_empty() {
+            break;
+        } else if text.starts_with('-') {
+            return Err(bundle_parse(
+                path,
+                "the bundle has prerequisite commits (a thin bundle); create it with `git bundle create repo.bundle --all`",
+            ));
+        } else if !text.starts_with('@') {
+            let (oid, name) = text
+                .split_once(' ')
+                .ok_or_else(|| bundle_parse(path, "a ref line has no name"))?;
+            let oid = git2::Oid::from_str(oid).map_err(|e| bundle_parse(path, e.message()))?;
+            refs.push((oid, name.to_owned()));
+        }
+        header.push_str(&text);
+        header.push('\n');
+    }
+    Ok((header, refs, offset))
+}
+
+fn bundle_parse(path: &Path, message: &str) -> ToolError {
+    ToolError::Parse {
+        what: format!("git bundle {}", path.display()),
+        message: message.to_owned(),
+    }
+}
+
+fn unpack_bundle(
+    bundle_file: &Path,
+    pack_offset: u64,
+    refs: &[(git2::Oid, String)],
+    dest: &Path,
+) -> Result<(), ToolError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let repo = git2::Repository::init_bare(dest).map_err(git_err)?;
+    {
+        let odb = repo.odb().map_err(git_err)?;
+        let mut writer = odb.packwriter().map_err(git_err)?;
+        let mut file =
+            std::fs::File::open(bundle_file).map_err(|e| ToolError::io(bundle_file, &e))?;
+        file.seek(SeekFrom::Start(pack_offset))
+            .map_err(|e| ToolError::io(bundle_file, &e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| ToolError::io(bundle_file, &e))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| ToolError::io(bundle_file, &e))?;
+        }
+        writer.commit().map_err(git_err)?;
+    }
+    let mut head_target = None;
+    for (oid, name) in refs {
+        if name == "HEAD" {
+            head_target = Some(*oid);
+            continue;
+        }
+        repo.reference(name, *oid, true, "unpacked from bundle")
+            .map_err(git_err)?;
+    }
+    // HEAD: the branch the bundle's HEAD points at, else main/master.
+    let head_branch = refs
+        .iter()
+        .filter(|(_, n)| n.starts_with("refs/heads/"))
+        .find(|(oid, _)| Some(*oid) == head_target)
+        .or_else(|| {
+            refs.iter()
+                .find(|(_, n)| n == "refs/heads/main" || n == "refs/heads/master")
+        })
+        .or_else(|| refs.iter().find(|(_, n)| n.starts_with("refs/heads/")))
+        .map(|(_, n)| n.clone());
+    if let Some(branch) = head_branch {
+        repo.set_head(&branch).map_err(git_err)?;
+    } else if let Some(oid) = head_target {
+        repo.set_head_detached(oid).map_err(git_err)?;
+    }
+    Ok(())
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+/// FNV-1a: a stable 64-bit hash for cache directory names (std's hasher is
+/// not stable across releases, and a cryptographic hash is not needed here).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

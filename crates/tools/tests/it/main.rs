@@ -1,0 +1,61 @@
+//! Integration tests of rootcause-tools: one binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod access;
+mod bundle_sources;
+mod elasticsearch;
+mod git;
+mod knowledge;
+mod prometheus_live;
+mod registry;
+mod sql;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rootcause_diagnosis::{Incident, TenantId, TimeWindow};
+use rootcause_tools::ToolContext;
+
+/// The shared data directory (scenarios, loghub).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ROOTCAUSE_SHARED_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.join("scenarios").is_dir())
+        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+}
+
+/// Every scenario bundle directory, sorted.
+pub fn scenarios() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(shared_dir().join("scenarios"))
+        .expect("scenarios dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("incident.json").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "no scenarios under {}",
+        shared_dir().display()
+    );
+    dirs
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    shared_dir().join("scenarios").join(name)
+}
+
+pub fn incident(dir: &std::path::Path) -> Incident {
+    Incident::from_json(&std::fs::read_to_string(dir.join("incident.json")).unwrap()).unwrap()
+}
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn ctx(tenant: &str, start: &str, end: &str) -> ToolContext {
+    ToolContext::new(
+        TenantId::new(tenant),
+        TimeWindow::try_new(t(start), t(end)).unwrap(),
+    )
+}
