@@ -221,7 +221,8 @@ where
                 Some(state) => Some(state),
                 None => snapshot(conn, &head).await?,
             };
-            let mut state = fold_tail(conn, start, session_id, None)
+            // Under the lock `last_seq` is final: fold exactly up to it.
+            let mut state = fold_tail(conn, start, session_id, Some(last_seq))
                 .await?
                 .ok_or(StoreError::SessionNotFound { session_id })?;
             let decision = decide(&state).map_err(TxError::Caller)?;

@@ -324,7 +324,7 @@ pub(crate) async fn snapshot(
 
 /// Applies the events after `start` (after seq 0 when `None`) up to `upto`
 /// (the end when `None`) in pages. `None` only when there was no start and
-/// no event.
+/// no event. A start already at `upto` costs no query.
 pub(crate) async fn fold_tail(
     conn: &mut AsyncPgConnection,
     start: Option<DiagnosisState>,
@@ -335,6 +335,10 @@ pub(crate) async fn fold_tail(
     let mut after = seq_to_i64(state.as_ref().map_or(0, |s| s.seq))?;
     let upto = upto.map(seq_to_i64).transpose()?;
     loop {
+        if upto.is_some_and(|u| after >= u) {
+            // Already there: skip the round trip.
+            return Ok(state);
+        }
         let rows = events_between(conn, session_id, after, upto, REPLAY_PAGE).await?;
         let n = rows.len();
         for row in rows {
