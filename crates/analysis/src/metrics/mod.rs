@@ -17,3 +17,9 @@ pub mod anomaly;
 pub mod detect;
 pub mod signals;
 pub mod synthetic;
+
+/// The examples of `docs/analysis-signals.md`, compiled and run as doc tests
+/// so the page cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../../docs/analysis-signals.md")]
+pub struct SignalsDocExamples;
