@@ -186,6 +186,21 @@ impl Connector {
             })
     }
 
+    /// Declares the topology again on the live connection: a consumer does
+    /// it when its queue vanished (deleted by an operator) while the
+    /// connection stayed up, since only a new connection re-declares.
+    ///
+    /// # Errors
+    /// [`BusError::Cancelled`], [`BusError::Channel`], [`BusError::Declare`].
+    pub async fn redeclare(&self, cancel: &CancellationToken) -> Result<(), BusError> {
+        let channel = self.channel(cancel).await?;
+        let declared = self.inner.topology.declare(&channel).await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "topology declared".into()).await;
+        }
+        declared
+    }
+
     /// A new channel in confirm mode, for publishing.
     ///
     /// # Errors

@@ -267,7 +267,10 @@ where
             let mut stream = match consumer {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::warn!(queue = %self.shared.queue, error = %e, "cannot start consuming, retrying");
+                    tracing::warn!(queue = %self.shared.queue, error = %e, "cannot start consuming; declaring the topology again and retrying");
+                    if let Err(e) = self.shared.connector.redeclare(&cancel).await {
+                        tracing::warn!(error = %e, "re-declaring the topology failed");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(config.reconnect_min) => continue,
                         () = cancel.cancelled() => break,

@@ -261,3 +261,69 @@ async fn stop_nacks_handlers_that_outlive_the_grace_period() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_queue_is_declared_again_and_consumption_resumes() {
+    let bus = TestBus::new().await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let seen = seen.clone();
+        move |_m: Incoming<Job>| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Outcome::Done
+            }
+        }
+    };
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(
+        Consumer::new(
+            bus.publisher.clone(),
+            bus.topology.commands_queue(),
+            handler,
+        )
+        .run(cancel.clone()),
+    );
+    let exchange = bus.topology.commands_exchange();
+    bus.publisher
+        .publish(&exchange, COMMANDS_KEY, &job(1))
+        .await
+        .expect("confirmed");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            AtomicUsize::load(&seen, Ordering::SeqCst) == 1
+        })
+        .await
+    );
+
+    // An operator deletes the queue under the running consumer.
+    let conn = bus.raw().await;
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_delete(
+            bus.topology.commands_queue().as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    // Until the consumer re-declares it, the key is unroutable.
+    let republished = eventually(Duration::from_secs(10), || async {
+        bus.publisher
+            .publish(&exchange, COMMANDS_KEY, &job(2))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(republished, "the queue came back");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            AtomicUsize::load(&seen, Ordering::SeqCst) == 2
+        })
+        .await,
+        "the consumer consumes the new queue"
+    );
+    cancel.cancel();
+    running.await.unwrap().unwrap();
+}
