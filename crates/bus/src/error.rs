@@ -122,6 +122,7 @@ impl BusError {
         )
     }
 
+    /// Wraps a store error with what was being done.
     pub(crate) fn database(
         operation: &'static str,
         source: impl Into<rootcause_diagnosis::db::StoreError>,
@@ -130,5 +131,14 @@ impl BusError {
             operation,
             source: source.into(),
         }
+    }
+}
+
+/// Lets a handler run `conn.transaction::<_, BusError, _>(..)` and use `?`
+/// on both diesel calls and bus calls such as
+/// [`mark_processed`](crate::mark_processed).
+impl From<diesel::result::Error> for BusError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::database("transaction", e)
     }
 }

@@ -8,6 +8,34 @@
 //! without doing anything. Two concurrent deliveries of one message serialise
 //! on the primary key: the second waits for the first to commit, then sees
 //! the conflict.
+//!
+//! ```no_run
+//! use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+//! use rootcause_bus::{BusError, Incoming, Outcome, Reason, mark_processed};
+//! use rootcause_diagnosis::Command;
+//!
+//! async fn handle(conn: &mut AsyncPgConnection, m: Incoming<Command>) -> Outcome {
+//!     let (queue, id, session) = (m.queue.clone(), m.envelope.id, m.envelope.session_id);
+//!     let applied = conn
+//!         .transaction::<_, BusError, _>(async move |conn| {
+//!             if !mark_processed(conn, &queue, id, Some(session)).await? {
+//!                 return Ok(Outcome::Duplicate); // applied before: change nothing
+//!             }
+//!             // The effect, in the same transaction as the record.
+//!             diesel::sql_query("UPDATE diagnosis_sessions SET updated_at = now() WHERE session_id = $1")
+//!                 .bind::<diesel::sql_types::Uuid, _>(session.as_uuid())
+//!                 .execute(conn)
+//!                 .await?;
+//!             Ok(Outcome::Done)
+//!         })
+//!         .await;
+//!     match applied {
+//!         Ok(outcome) => outcome,
+//!         Err(e) if e.is_transient() => Outcome::Retry(Reason::new(e.to_string())),
+//!         Err(e) => Outcome::Dead(Reason::new(e.to_string())),
+//!     }
+//! }
+//! ```
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};

@@ -17,6 +17,29 @@
 //!
 //! The `exchange` column holds the logical name (`rootcause.tasks`); the
 //! publisher adds its topology's prefix, so writers never need to know it.
+//!
+//! ```no_run
+//! use diesel_async::{AsyncConnection, AsyncPgConnection};
+//! use rootcause_bus::topology::{COMMANDS_EXCHANGE, COMMANDS_KEY};
+//! use rootcause_bus::{BusError, OutboxConfig, OutboxPublisher, Publisher, enqueue};
+//! use rootcause_diagnosis::{Command, Envelope, SessionId};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo(conn: &mut AsyncPgConnection, database_url: &str, pool: rootcause_diagnosis::db::PgPool, publisher: Publisher) -> Result<(), BusError> {
+//! // Writer: the message commits (or rolls back) with the change.
+//! let command = Envelope::new(SessionId::new(), Command::ResumeDiagnosis);
+//! conn.transaction::<_, BusError, _>(async |conn| {
+//!     // ... the change itself ...
+//!     enqueue(conn, &command, COMMANDS_EXCHANGE, COMMANDS_KEY).await?;
+//!     Ok(())
+//! })
+//! .await?;
+//!
+//! // Publisher process: drains until shutdown.
+//! let drainer = OutboxPublisher::new(database_url, pool, publisher, OutboxConfig::default());
+//! drainer.run(CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
