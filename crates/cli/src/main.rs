@@ -3,6 +3,7 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
+mod knowledge;
 mod logs;
 mod migrate;
 
@@ -22,6 +23,8 @@ enum Command {
     Migrate(migrate::Args),
     /// Mine log templates and diff incident logs against a baseline.
     Logs(logs::Args),
+    /// Load runbooks and past incidents into the knowledge base.
+    Knowledge(knowledge::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +32,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Knowledge(args) => knowledge::run(args),
     }
 }
