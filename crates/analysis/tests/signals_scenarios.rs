@@ -230,7 +230,16 @@ fn is_error(r: &LogRecord) -> bool {
 /// The first line with numbers, hex and quoted values masked: a poor man's
 /// template, enough to tell new error kinds from old ones.
 fn shape(message: &str) -> String {
-    let first = message.lines().next().unwrap_or("");
+    // A Python traceback names its error on the last line.
+    let first = if message.starts_with("Traceback") {
+        message
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    } else {
+        message.lines().next().unwrap_or("")
+    };
     let re = Regex::new(r#"\?\S*|'[^']*'|"[^"]*"|0x[0-9a-fA-F]+|[0-9a-fA-F]{8,}|\d+"#).unwrap();
     re.replace_all(first, "#").chars().take(160).collect()
 }

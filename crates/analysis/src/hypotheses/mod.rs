@@ -246,8 +246,6 @@ const CUES: &[(Category, &[&str], f64)] = &[
             "sqlstate",
             "pg_stat",
             "canceling statement",
-            "postgres",
-            "mysql",
         ],
         1.0,
     ),
@@ -342,19 +340,18 @@ fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
     if !f.categories.is_empty() {
         return f.categories.iter().map(|c| (*c, 1.0)).collect();
     }
-    let mut cues = category_cues(&f.summary);
     if f.kind == FindingKind::Change {
+        // A change is evidence of a change; its description ("route timeout
+        // 3s -> 2s") is not a symptom.
         let lower = f.summary.to_ascii_lowercase();
         let c = if lower.contains("config") || lower.contains("flag") {
             Category::ConfigChange
         } else {
             Category::BadDeploy
         };
-        if !cues.iter().any(|(x, _)| *x == c) {
-            cues.push((c, 1.0));
-        }
+        return vec![(c, 1.0)];
     }
-    cues
+    category_cues(&f.summary)
 }
 
 /// Categories that describe a serving component's own trouble; a caller's
@@ -373,10 +370,20 @@ pub fn rank_hypotheses(
     graph: &DependencyGraph,
     cfg: &HypothesisConfig,
 ) -> Vec<RankedHypothesis> {
-    // Earliest onset per service from observed signals (not change times).
+    // Onset per service from observed signals (not change times): the
+    // earliest of its strong findings (at least half its strongest), so a
+    // stray early error does not make a service look first.
+    let observed = |f: &&Finding| f.kind != FindingKind::Change && !f.in_baseline;
+    let mut strongest: BTreeMap<&str, f64> = BTreeMap::new();
+    for f in findings.iter().filter(observed) {
+        let e = strongest.entry(f.service.as_str()).or_insert(0.0);
+        *e = e.max(f.strength);
+    }
     let mut onset: BTreeMap<&str, i64> = BTreeMap::new();
-    for f in findings {
-        if let (Some(t), true) = (f.onset_ms, f.kind != FindingKind::Change && !f.in_baseline) {
+    for f in findings.iter().filter(observed) {
+        if let Some(t) = f.onset_ms
+            && f.strength >= 0.5 * strongest.get(f.service.as_str()).copied().unwrap_or(0.0)
+        {
             let e = onset.entry(f.service.as_str()).or_insert(t);
             *e = (*e).min(t);
         }
@@ -398,7 +405,7 @@ pub fn rank_hypotheses(
         let mut in_baseline = 0;
         // Onset of the signals behind this hypothesis (not of every signal
         // of the service: an unrelated early error must not date it).
-        let mut own_onset: Option<i64> = None;
+        let mut dated: Vec<(f64, Option<i64>)> = Vec::new();
         for (f, c) in findings.iter().zip(&cues) {
             if f.service != service {
                 continue;
@@ -415,11 +422,19 @@ pub fn rank_hypotheses(
             }
             per_kind.entry(f.kind).or_default().push(s);
             kinds.insert(f.kind);
-            if let (Some(t), true) = (f.onset_ms, f.kind != FindingKind::Change && !f.in_baseline) {
-                own_onset = Some(own_onset.map_or(t, |o: i64| o.min(t)));
+            if f.kind != FindingKind::Change && !f.in_baseline {
+                dated.push((f.strength, f.onset_ms));
             }
             evidence.push((s, f.id.as_str()));
         }
+        // Dated by its strong findings: a weak early one (a stray error) must
+        // not make it look first.
+        let strongest = dated.iter().map(|d| d.0).fold(0.0, f64::max);
+        let own_onset = dated
+            .iter()
+            .filter(|(s, _)| *s >= 0.5 * strongest)
+            .filter_map(|(_, t)| *t)
+            .min();
         // Within one kind, the strongest finding counts fully and the rest a
         // quarter (ten variants of one error are one fact); kinds add up.
         let support: f64 = per_kind
