@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
+use rootcause_analysis::metrics::anomaly::{AnomalyConfig, analyze};
 use rootcause_analysis::metrics::detect::{ChangeKind, DetectConfig, detect};
+use rootcause_analysis::metrics::openmetrics;
 use rootcause_analysis::metrics::signals::counter_rates;
 use rootcause_analysis::metrics::synthetic::{BASELINE, Rng, STEP_MS, Shape, generate};
 
@@ -105,4 +107,40 @@ fn main() {
         "{judged} series of 240 samples in {:.2?} ({per:.1} µs per series)",
         el
     );
+    bundles();
+}
+
+/// Parses and analyzes every shared bundle's `metrics.om`, timed.
+fn bundles() {
+    let shared = std::env::var("ROOTCAUSE_SHARED_DIR").unwrap_or_else(|_| "/work/shared".into());
+    let Ok(entries) = std::fs::read_dir(std::path::Path::new(&shared).join("scenarios")) else {
+        println!("no scenarios under {shared}; bundle timings skipped");
+        return;
+    };
+    let mut dirs: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    dirs.sort();
+    println!(
+        "\n{:<36} {:>7} {:>8} {:>9} {:>10} {:>9}",
+        "bundle", "series", "samples", "parse", "analyze", "anomalous"
+    );
+    for dir in dirs {
+        let Ok(text) = std::fs::read_to_string(dir.join("metrics.om")) else {
+            continue;
+        };
+        let t = Instant::now();
+        let set = openmetrics::parse(&text).unwrap();
+        let parse = t.elapsed();
+        let t = Instant::now();
+        let report = analyze(&set, &AnomalyConfig::default());
+        let analyze_t = t.elapsed();
+        println!(
+            "{:<36} {:>7} {:>8} {:>9.2?} {:>10.2?} {:>9}",
+            dir.file_name().unwrap().to_string_lossy(),
+            set.series.len(),
+            set.sample_count(),
+            parse,
+            analyze_t,
+            report.series.len()
+        );
+    }
 }
