@@ -96,29 +96,3 @@ impl ToolContext {
         }
     }
 }
-
-/// Parses an optional RFC 3339 argument, naming it on failure.
-///
-/// # Errors
-/// [`ToolError::InvalidArguments`] with the argument's pointer.
-pub fn parse_time(
-    tool: &str,
-    name: &str,
-    value: Option<&str>,
-) -> Result<Option<DateTime<Utc>>, ToolError> {
-    value
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    ToolError::bad_argument(
-                        tool,
-                        &format!("/{name}"),
-                        format!(
-                            "{s:?} is not an RFC 3339 time ({e}); use e.g. 2026-03-02T14:00:00Z"
-                        ),
-                    )
-                })
-        })
-        .transpose()
-}

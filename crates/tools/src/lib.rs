@@ -40,6 +40,11 @@ pub mod sql;
 pub mod tool;
 pub mod toolbox;
 
+/// `docs/TOOL_DEVELOPMENT.md`, compiled here so its example keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/TOOL_DEVELOPMENT.md")]
+pub struct ToolDevelopmentGuide;
+
 pub use access::AgentToolAccess;
 pub use context::ToolContext;
 pub use error::{ArgumentProblem, ToolError};

@@ -91,6 +91,35 @@ async fn bundle_logs_filter_page_and_summarize() {
     );
     assert!(out.query.contains("\"cart\"") && out.query.contains("\"error\""));
 
+    // The jq command reproduces the page from the bundle's files.
+    if let Ok(jq) = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&out.query)
+        .current_dir(&dir)
+        .output()
+        && jq.status.success()
+    {
+        let lines: Vec<Value> = String::from_utf8(jq.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let from_jq: Vec<&str> = lines
+            .iter()
+            .map(|v| v["@timestamp"].as_str().unwrap())
+            .collect();
+        let from_tool: Vec<&str> = records
+            .iter()
+            .map(|r| r["@timestamp"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            from_jq, from_tool,
+            "the jq query does not reproduce the page"
+        );
+    } else {
+        println!("jq is not installed; the reproducing query was not run");
+    }
+
     // Templates summarise every match, and the biggest names the exception.
     let summary = &out.content["templates"];
     assert_eq!(
