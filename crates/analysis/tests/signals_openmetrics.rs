@@ -58,3 +58,75 @@ fn every_bundle_parses_and_answers_queries() {
         assert!(!q.is_empty(), "{}", dir.display());
     }
 }
+
+mod roundtrip {
+    use proptest::prelude::*;
+    use rootcause_analysis::metrics::{Labels, openmetrics};
+
+    fn render_value(v: f64) -> String {
+        if v.is_nan() {
+            "NaN".into()
+        } else if v == f64::INFINITY {
+            "+Inf".into()
+        } else if v == f64::NEG_INFINITY {
+            "-Inf".into()
+        } else {
+            format!("{v:?}")
+        }
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(f64::NAN),
+        ]
+    }
+
+    prop_compose! {
+        fn series()(
+            name in "[a-z_][a-z0-9_]{0,12}",
+            labels in proptest::collection::btree_map("[a-z][a-z0-9_]{0,6}", "[ -~\n]{0,12}", 0..4),
+            steps in proptest::collection::vec((1i64..100_000, value()), 1..8),
+            reverse in any::<bool>(),
+        ) -> (String, Labels, Vec<(i64, f64)>, bool) {
+            let mut t = 1_700_000_000_000i64;
+            let samples = steps.into_iter().map(|(dt, v)| { t += dt; (t, v) }).collect();
+            (name, Labels::new(labels), samples, reverse)
+        }
+    }
+
+    proptest! {
+        /// Rendering series as OpenMetrics text and parsing it back gives
+        /// the same series, whatever the label values and sample order.
+        #[test]
+        fn render_then_parse_is_identity(all in proptest::collection::vec(series(), 1..6)) {
+            let mut seen = std::collections::HashSet::new();
+            let all: Vec<_> = all.into_iter().filter(|(n, l, _, _)| seen.insert((n.clone(), l.clone()))).collect();
+            let mut text = String::new();
+            for (name, labels, samples, reverse) in &all {
+                let mut order: Vec<&(i64, f64)> = samples.iter().collect();
+                if *reverse {
+                    order.reverse();
+                }
+                for (ts, v) in order {
+                    let lbl = if labels.is_empty() { String::new() } else { labels.to_string() };
+                    text += &format!("{name}{lbl} {} {}.{:03}\n", render_value(*v), ts / 1000, ts % 1000);
+                }
+            }
+            text += "# EOF\n";
+            let set = openmetrics::parse(&text).unwrap();
+            prop_assert_eq!(set.series.len(), all.len());
+            for ((name, labels, samples, _), got) in all.iter().zip(&set.series) {
+                prop_assert_eq!(&got.name, name);
+                prop_assert_eq!(&got.labels, labels);
+                prop_assert_eq!(got.samples.len(), samples.len());
+                for (s, (ts, v)) in got.samples.iter().zip(samples) {
+                    prop_assert_eq!(s.timestamp_ms, *ts);
+                    prop_assert!(s.value == *v || (s.value.is_nan() && v.is_nan()), "{} vs {}", s.value, v);
+                }
+            }
+        }
+    }
+}
