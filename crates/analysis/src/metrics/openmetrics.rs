@@ -67,10 +67,14 @@ struct Parser {
     /// Line of each sample, kept to report duplicates found after sorting.
     lines: Vec<Vec<usize>>,
     unsorted: Vec<bool>,
+    /// Text before the value of the last sample line, and its series.
+    last_key: String,
+    last_idx: usize,
 }
 
 impl Parser {
     fn metadata(&mut self, line: usize, rest: &str) -> Result<(), ParseError> {
+        self.last_key.clear();
         let rest = rest.trim_start();
         let (keyword, tail) = split_word(rest);
         if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
@@ -142,6 +146,77 @@ impl Parser {
     }
 
     fn sample(&mut self, line: usize, text: &str) -> Result<(), ParseError> {
+        // Files list each series' samples one after another: when the text
+        // before the value repeats, reuse the series without re-reading its
+        // labels (the same text parses to the same series).
+        let key_len = self.last_key.len();
+        let (idx, rest) = if key_len > 0
+            && text.starts_with(self.last_key.as_str())
+            && text[key_len..].starts_with([' ', '\t'])
+        {
+            (self.last_idx, &text[key_len..])
+        } else {
+            self.resolve_series(line, text)?
+        };
+        // Drop an exemplar (` # {...} v [ts]`): it does not belong to the series.
+        let rest = match rest.find(" #") {
+            Some(i) => &rest[..i],
+            None => rest,
+        };
+        let mut fields = rest.split_ascii_whitespace();
+        let value_text = fields.next().ok_or_else(|| ParseError::Syntax {
+            line,
+            reason: format!("expected a value after {}", self.series[idx].id()),
+        })?;
+        let value = parse_value(value_text).ok_or_else(|| ParseError::InvalidValue {
+            line,
+            value: value_text.to_owned(),
+        })?;
+        let ts_text = fields.next().ok_or_else(|| ParseError::MissingTimestamp {
+            line,
+            series: self.series[idx].id(),
+        })?;
+        if let Some(extra) = fields.next() {
+            return Err(ParseError::Syntax {
+                line,
+                reason: format!(
+                    "unexpected {extra:?} after the timestamp; a sample line is `name{{labels}} value timestamp`"
+                ),
+            });
+        }
+        let timestamp_ms =
+            parse_timestamp(ts_text).ok_or_else(|| ParseError::InvalidTimestamp {
+                line,
+                value: ts_text.to_owned(),
+            })?;
+        let series = &mut self.series[idx];
+        if let Some(last) = series.samples.last() {
+            if last.timestamp_ms == timestamp_ms {
+                return Err(ParseError::DuplicateSample {
+                    line,
+                    series: series.id(),
+                    timestamp_ms,
+                });
+            }
+            if last.timestamp_ms > timestamp_ms {
+                self.unsorted[idx] = true;
+            }
+        }
+        series.samples.push(Sample {
+            timestamp_ms,
+            value,
+        });
+        self.lines[idx].push(line);
+        Ok(())
+    }
+
+    /// Reads the name and labels at the start of a sample line, finds or
+    /// creates its series, and returns it with the rest of the line.
+    fn resolve_series<'t>(
+        &mut self,
+        line: usize,
+        text: &'t str,
+    ) -> Result<(usize, &'t str), ParseError> {
         let name_end = text.find(['{', ' ', '\t']).unwrap_or(text.len());
         let name = &text[..name_end];
         check_metric_name(line, name)?;
@@ -159,37 +234,6 @@ impl Parser {
                 reason: format!("expected a space and a value after {name}{labels}"),
             });
         }
-        // Drop an exemplar (` # {...} v [ts]`): it does not belong to the series.
-        let rest = match rest.find(" #") {
-            Some(i) => &rest[..i],
-            None => rest,
-        };
-        let mut fields = rest.split_ascii_whitespace();
-        let value_text = fields.next().ok_or_else(|| ParseError::Syntax {
-            line,
-            reason: format!("expected a value after {name}{labels}"),
-        })?;
-        let value = parse_value(value_text).ok_or_else(|| ParseError::InvalidValue {
-            line,
-            value: value_text.to_owned(),
-        })?;
-        let ts_text = fields.next().ok_or_else(|| ParseError::MissingTimestamp {
-            line,
-            series: format!("{name}{labels}"),
-        })?;
-        if let Some(extra) = fields.next() {
-            return Err(ParseError::Syntax {
-                line,
-                reason: format!(
-                    "unexpected {extra:?} after the timestamp; a sample line is `name{{labels}} value timestamp`"
-                ),
-            });
-        }
-        let timestamp_ms =
-            parse_timestamp(ts_text).ok_or_else(|| ParseError::InvalidTimestamp {
-                line,
-                value: ts_text.to_owned(),
-            })?;
         let (family, metric_type) = self.family_of(name);
         if name.ends_with("_bucket")
             && matches!(
@@ -221,25 +265,11 @@ impl Parser {
                 i
             }
         };
-        let series = &mut self.series[idx];
-        if let Some(last) = series.samples.last() {
-            if last.timestamp_ms == timestamp_ms {
-                return Err(ParseError::DuplicateSample {
-                    line,
-                    series: series.id(),
-                    timestamp_ms,
-                });
-            }
-            if last.timestamp_ms > timestamp_ms {
-                self.unsorted[idx] = true;
-            }
-        }
-        series.samples.push(Sample {
-            timestamp_ms,
-            value,
-        });
-        self.lines[idx].push(line);
-        Ok(())
+        let key_len = text.len() - rest.len();
+        self.last_key.clear();
+        self.last_key.push_str(&text[..key_len]);
+        self.last_idx = idx;
+        Ok((idx, rest))
     }
 
     fn finish(mut self) -> Result<MetricSet, ParseError> {
