@@ -246,6 +246,7 @@ impl ToolRegistry {
             tenant = %ctx.tenant,
             session_id = field::Empty,
             outcome = field::Empty,
+            error_code = field::Empty,
             truncated = field::Empty,
         );
         if let Some(session_id) = ctx.session_id {
@@ -288,9 +289,10 @@ impl ToolRegistry {
                     out.truncated.is_some(),
                 );
             }
+            // The caller (the agent loop) handles and logs the error; the
+            // span keeps its code for the trace.
             Err(e) => {
-                let _enter = span.enter();
-                tracing::warn!(error = %e, code = e.code(), "tool call failed");
+                span.record("error_code", e.code());
             }
         }
         result

@@ -93,9 +93,10 @@ pub struct KnowledgeHit {
 /// Ranking is Okapi BM25 (k1 = 1.2, b = 0.75) computed from the documents'
 /// `search` vectors: term frequency with title words (weight A) counted
 /// three times, inverse document frequency over the tenant's documents, and
-/// length normalisation by token count. `ts_rank` has no IDF, so generic
-/// words ("error", "service") would outweigh the rare ones that identify a
-/// failure mode.
+/// length normalisation by token count (the average length is taken over at
+/// most 1000 of the tenant's documents, which bounds its cost). `ts_rank` has
+/// no IDF, so generic words ("error", "service") would outweigh the rare ones
+/// that identify a failure mode.
 pub const SEARCH_SQL: &str = "
 WITH q AS (
     SELECT lexeme, max(w) AS w FROM (
@@ -105,28 +106,28 @@ WITH q AS (
     ) x GROUP BY lexeme),
 any_q AS (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS tq FROM q),
 corpus AS (
-    SELECT count(*)::float8 AS n,
-           greatest(avg((SELECT sum(cardinality(u.weights)) FROM unnest(d.search) u)), 1)::float8 AS avgdl
-    FROM knowledge_documents d WHERE d.tenant = $1),
+    SELECT (SELECT count(*) FROM knowledge_documents WHERE tenant = $1)::float8 AS n,
+           greatest(avg((SELECT sum(cardinality(u.weights)) FROM unnest(s.search) u)), 1)::float8 AS avgdl
+    FROM (SELECT search FROM knowledge_documents WHERE tenant = $1 LIMIT 1000) s),
 cand AS (
-    SELECT d.id, d.kind, d.source, d.title, d.body, d.metadata, d.updated_at, d.search,
-           (SELECT sum(cardinality(u.weights)) FROM unnest(d.search) u)::float8 AS dl
+    SELECT d.id, d.kind, d.source, d.title, d.body, d.metadata, d.updated_at, d.search
     FROM knowledge_documents d, any_q
     WHERE d.tenant = $1
       AND d.search @@ any_q.tq
       AND ($6::text IS NULL OR d.search @@ websearch_to_tsquery('english', $6))),
-tf AS (
+terms AS (
     SELECT c.id, u.lexeme,
            (3.0 * cardinality(array_positions(u.weights, 'A'))
-            + cardinality(u.weights) - cardinality(array_positions(u.weights, 'A')))::float8 AS tf
-    FROM cand c, unnest(c.search) u
-    WHERE u.lexeme IN (SELECT lexeme FROM q)),
+            + cardinality(u.weights) - cardinality(array_positions(u.weights, 'A')))::float8 AS tf,
+           sum(cardinality(u.weights)) OVER (PARTITION BY c.id)::float8 AS dl
+    FROM cand c, unnest(c.search) u),
+tf AS (SELECT * FROM terms WHERE lexeme IN (SELECT lexeme FROM q)),
 df AS (SELECT lexeme, count(*)::float8 AS df FROM tf GROUP BY lexeme),
 scored AS (
     SELECT tf.id,
            sum(q.w * ln((corpus.n - df.df + 0.5) / (df.df + 0.5) + 1)
-               * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * c.dl / corpus.avgdl)))::float8 AS rank
-    FROM tf JOIN q USING (lexeme) JOIN df USING (lexeme) JOIN cand c ON c.id = tf.id CROSS JOIN corpus
+               * tf.tf * 2.2 / (tf.tf + 1.2 * (0.25 + 0.75 * tf.dl / corpus.avgdl)))::float8 AS rank
+    FROM tf JOIN q USING (lexeme) JOIN df USING (lexeme) CROSS JOIN corpus
     GROUP BY tf.id),
 top AS (
     SELECT c.kind, c.source, c.title, c.body, c.metadata, c.updated_at, s.rank

@@ -142,6 +142,16 @@ async fn each_incident_finds_its_runbook_in_the_top_three() {
             .unwrap()
             .iter()
             .position(|h| h["source"] == relevant[name.as_str()]);
+        // For the record: without the past-incident expansion.
+        let plain = r
+            .call(&cx, "knowledge_search", json!({"query": incident_query(&inc), "kinds": ["runbook"], "limit": 10, "expand": false}))
+            .await
+            .unwrap();
+        let plain_rank = plain.content["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|h| h["source"] == relevant[name.as_str()]);
         let shown: Vec<&str> = results
             .iter()
             .take(3)
@@ -149,7 +159,7 @@ async fn each_incident_finds_its_runbook_in_the_top_three() {
             .collect();
         let expanded = out.content["expanded_with"].clone();
         report.push(format!(
-            "{name}: runbook rank {runbook_rank:?} (among all documents {overall_rank:?}); top 3 {shown:?}; expanded with {expanded}"
+            "{name}: runbook rank {runbook_rank:?} (without expansion {plain_rank:?}, among all documents {overall_rank:?}); top 3 {shown:?}; expanded with {expanded}"
         ));
         if runbook_rank.is_none_or(|r| r >= 3) {
             misses.push(name);
