@@ -109,6 +109,32 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Every status, for parsing and generators.
+    pub const ALL: [Status; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Paused,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+        Self::TimedOut,
+    ];
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    /// Parses the stored name (`Status::as_str`), so a status column or a
+    /// `?status=` filter converts without a hand-written table.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            format!(
+                "unknown status {s:?}; expected one of queued, running, paused, completed, failed, cancelled, timed_out"
+            )
+        })
+    }
+}
+
 /// Which workflow graph a diagnosis runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

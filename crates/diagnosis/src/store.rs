@@ -458,21 +458,6 @@ impl EventStore {
     }
 }
 
-/// The `Status` stored as `name` (the inverse of [`Status::as_str`]).
-pub(crate) fn status_from_str(name: &str) -> Option<Status> {
-    [
-        Status::Queued,
-        Status::Running,
-        Status::Paused,
-        Status::Completed,
-        Status::Failed,
-        Status::Cancelled,
-        Status::TimedOut,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
-}
-
 /// A seq as PostgreSQL `BIGINT`.
 pub(crate) fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt {

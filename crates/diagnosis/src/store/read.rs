@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::{
     EventPage, SessionCursor, SessionPage, SessionQuery, SessionSummary, seq_from_i64, seq_to_i64,
-    status_from_str,
 };
 use crate::db::{EventRow, StoreError};
 use crate::event::DiagnosisEvent;
@@ -380,10 +379,13 @@ async fn events_between(
 
 /// A row as a listing entry.
 fn summary(row: Head) -> Result<SessionSummary, StoreError> {
-    let status = status_from_str(&row.status).ok_or_else(|| StoreError::Corrupt {
-        what: "session status",
-        message: format!("{:?} on session {}", row.status, row.session_id),
-    })?;
+    let status = row
+        .status
+        .parse::<crate::state::Status>()
+        .map_err(|_| StoreError::Corrupt {
+            what: "session status",
+            message: format!("{:?} on session {}", row.status, row.session_id),
+        })?;
     Ok(SessionSummary {
         session_id: SessionId(row.session_id),
         tenant: TenantId(row.tenant),

@@ -159,3 +159,15 @@ fn usage_totals_sum_over_tasks() {
     let per_task: u64 = s.tasks.values().map(|t| t.usage.input_tokens).sum();
     assert_eq!(per_task, 150);
 }
+
+#[test]
+fn status_names_round_trip() {
+    use rootcause_diagnosis::Status;
+    for s in Status::ALL {
+        assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+        // The stored name is the serde name too.
+        assert_eq!(serde_json::to_value(s).expect("ser"), s.as_str());
+    }
+    let err = "done".parse::<Status>().expect_err("unknown");
+    assert!(err.contains("timed_out"), "{err}");
+}
