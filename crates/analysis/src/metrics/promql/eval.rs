@@ -1184,3 +1184,105 @@ mod tests {
         ));
     }
 }
+
+/// A sample value as the Prometheus HTTP API writes it: a string, with
+/// `+Inf`, `-Inf` and `NaN` spelled out.
+#[must_use]
+pub fn format_api_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "ms timestamps fit in f64")]
+fn api_time(t_ms: i64) -> serde_json::Value {
+    serde_json::json!(t_ms as f64 / 1000.0)
+}
+
+fn api_metric(labels: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect(),
+    )
+}
+
+/// The `data` object of Prometheus' `/api/v1/query` response for `value`
+/// evaluated at `t_ms`, so results can be compared with (or served like) a
+/// real Prometheus: `{"resultType": "vector", "result": [{"metric": {...},
+/// "value": [t, "v"]}]}`.
+#[must_use]
+pub fn instant_api_json(value: &Value, t_ms: i64) -> serde_json::Value {
+    match value {
+        Value::Scalar(v) => serde_json::json!({
+            "resultType": "scalar",
+            "result": [api_time(t_ms), format_api_value(*v)],
+        }),
+        Value::String(s) => serde_json::json!({
+            "resultType": "string",
+            "result": [api_time(t_ms), s],
+        }),
+        Value::Vector(v) => serde_json::json!({
+            "resultType": "vector",
+            "result": v.iter().map(|e| serde_json::json!({
+                "metric": api_metric(&e.labels),
+                "value": [api_time(t_ms), format_api_value(e.value)],
+            })).collect::<Vec<_>>(),
+        }),
+        Value::Matrix(m) => range_api_json(m),
+    }
+}
+
+/// The `data` object of Prometheus' `/api/v1/query_range` response:
+/// `{"resultType": "matrix", "result": [{"metric": {...}, "values": [[t, "v"], ...]}]}`.
+#[must_use]
+pub fn range_api_json(series: &[RangeSeries]) -> serde_json::Value {
+    serde_json::json!({
+        "resultType": "matrix",
+        "result": series.iter().map(|s| serde_json::json!({
+            "metric": api_metric(&s.labels),
+            "values": s.samples.iter().map(|p| serde_json::json!([api_time(p.timestamp_ms), format_api_value(p.value)])).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod api_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn api_json_has_prometheus_shape() {
+        let v = Value::Vector(vec![Element {
+            labels: Labels::new([("__name__", "up"), ("job", "api")]),
+            value: 1.5,
+        }]);
+        let j = instant_api_json(&v, 1_435_781_451_781);
+        assert_eq!(
+            j,
+            serde_json::json!({"resultType": "vector", "result": [
+                {"metric": {"__name__": "up", "job": "api"}, "value": [1_435_781_451.781, "1.5"]}
+            ]})
+        );
+        assert_eq!(format_api_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_api_value(1e21), "1000000000000000000000");
+        let s = instant_api_json(&Value::Scalar(f64::NAN), 0);
+        assert_eq!(s["result"][1], "NaN");
+        let r = range_api_json(&[RangeSeries {
+            labels: Labels::default(),
+            samples: vec![Sample {
+                timestamp_ms: 1000,
+                value: 2.0,
+            }],
+        }]);
+        assert_eq!(r["result"][0]["values"][0], serde_json::json!([1.0, "2"]));
+    }
+}

@@ -39,5 +39,6 @@ pub mod parser;
 
 pub use eval::{
     DEFAULT_LOOKBACK_MS, Element, Engine, RangeSeries, Value, bucket_quantile, extrapolated_rate,
+    format_api_value, instant_api_json, range_api_json,
 };
 pub use parser::parse_expr;
