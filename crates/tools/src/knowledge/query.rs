@@ -1,11 +1,13 @@
-//! Turning symptom text into a full-text query.
+//! Turning symptom text into search words.
 //!
-//! `websearch_to_tsquery` ANDs the words it is given, and an incident
-//! description rarely shares every word with the runbook that explains it.
-//! [`build_query`] in [`MatchMode::Any`] keeps the distinct words and joins
-//! them with `or`, so ranking (how many words match, how rare, in the title
-//! or the body) decides. HTTP status codes are expanded to their reason
-//! phrase, because runbooks say "timeout" where alerts say "504".
+//! An incident description rarely shares every word with the runbook that
+//! explains it, so searches score any matching word (BM25, see
+//! [`super::SEARCH_SQL`]) rather than requiring all. [`terms`] keeps the
+//! distinct words of a text, splits identifiers (`CheckoutProbeFailing`,
+//! `express_checkout`) into their parts, drops numbers that only add noise
+//! (times, percentages) and expands HTTP status codes to their reason phrase,
+//! because runbooks say "timeout" where alerts say "504". [`build_query`]
+//! renders the same words as `websearch_to_tsquery` text.
 
 use serde::{Deserialize, Serialize};
 
