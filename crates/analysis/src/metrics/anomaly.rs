@@ -277,3 +277,54 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
         signals_judged: judged,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::metrics::openmetrics::parse;
+
+    /// `small` shifts a little early (a harmless deploy), `cause` shifts a
+    /// lot later, `victim` follows `cause` in the same scrape.
+    fn report() -> AnomalyReport {
+        let mut t = String::from("# TYPE lat gauge\n");
+        for i in 0..120 {
+            let jitter = f64::from(i % 5) * 0.2;
+            let small = 10.0 + jitter + if i >= 60 { 6.0 } else { 0.0 };
+            let cause = 10.0 + jitter + if i >= 90 { 900.0 } else { 0.0 };
+            let victim = 10.0 + jitter + if i >= 90 { 300.0 } else { 0.0 };
+            for (s, v) in [("small", small), ("cause", cause), ("victim", victim)] {
+                t.push_str(&format!("lat{{service=\"{s}\"}} {v} {}\n", i * 30));
+            }
+        }
+        t.push_str("# EOF\n");
+        analyze(&parse(&t).unwrap(), &AnomalyConfig::default())
+    }
+
+    #[test]
+    fn minor_early_shift_does_not_date_its_service() {
+        let r = report();
+        let names: Vec<&str> = r.services.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(names, ["cause", "victim", "small"], "{:#?}", r.services);
+        let small = r.services.iter().find(|s| s.service == "small").unwrap();
+        assert_eq!(small.onset_ms, None, "not major");
+        assert!(
+            r.series
+                .iter()
+                .any(|s| s.service == "small" && s.sustained && !s.major)
+        );
+    }
+
+    #[test]
+    fn simultaneous_movers_are_tied_and_ordered_by_score() {
+        let r = report();
+        assert_eq!(r.services[0].onset_ms, r.services[1].onset_ms);
+        assert!(r.services[1].tied_with_first);
+        assert!(!r.services[2].tied_with_first);
+        assert!(r.services[0].score > r.services[1].score);
+        // The onset view lists sustained series first, earliest first.
+        let first = &r.series[r.by_onset()[0]];
+        assert_eq!(first.service, "small");
+    }
+}
