@@ -262,6 +262,7 @@ fn log_evidence(records: &[LogRecord], baseline_end: i64) -> LogEvidence {
         .map(|r| (r.service.clone(), shape(&r.message)))
         .collect();
     let mut new_errors: BTreeMap<(String, String), (usize, i64, String)> = BTreeMap::new();
+    let mut times: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
     for r in records
         .iter()
         .filter(|r| r.ts >= baseline_end && is_error(r))
@@ -270,10 +271,20 @@ fn log_evidence(records: &[LogRecord], baseline_end: i64) -> LogEvidence {
         if baseline.contains(&key) {
             continue;
         }
+        times.entry(key.clone()).or_default().push(r.ts);
         let e = new_errors
             .entry(key)
             .or_insert((0, r.ts, r.message.clone()));
         e.0 += 1;
+    }
+    // A shape "starts" when it becomes a burst (3 records within 5
+    // minutes), not at a stray first occurrence.
+    for (key, ts) in &times {
+        if let Some(w) = ts.windows(3).find(|w| w[2] - w[0] <= 5 * 60_000)
+            && let Some(e) = new_errors.get_mut(key)
+        {
+            e.1 = w[0];
+        }
     }
     let mut frames = Vec::new();
     let mut seen = HashSet::new();

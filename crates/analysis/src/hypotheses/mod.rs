@@ -309,20 +309,32 @@ const CUES: &[(Category, &[&str], f64)] = &[
     (
         Category::BadDeploy,
         &[
-            "exception",
+            // Programming errors; a traceback or "exception" alone says
+            // nothing (a TLS failure raises one too).
             "nullpointer",
             "typeerror",
             "attributeerror",
             "keyerror",
-            "panic:",
-            "traceback",
+            "indexerror",
+            "nameerror",
+            "classcastexception",
+            "illegalargumentexception",
+            "illegalstateexception",
+            "nil pointer",
+            "index out of range",
+            "is not a function",
+            "cannot read propert",
             "undefined",
             "regression",
-            "deploy",
-            "release",
-            "commit",
         ],
         0.8,
+    ),
+    (
+        // A stack trace of the service's own code is weak evidence of a
+        // code problem: it is also how many infrastructure errors surface.
+        Category::BadDeploy,
+        &["traceback", "exception", "stack trace"],
+        0.4,
     ),
 ];
 
@@ -330,10 +342,17 @@ const CUES: &[(Category, &[&str], f64)] = &[
 #[must_use]
 pub fn category_cues(text: &str) -> Vec<(Category, f64)> {
     let lower = text.to_ascii_lowercase();
-    CUES.iter()
-        .filter(|(_, words, _)| words.iter().any(|w| lower.contains(w)))
-        .map(|(c, _, w)| (*c, *w))
-        .collect()
+    let mut out: Vec<(Category, f64)> = Vec::new();
+    for (c, words, w) in CUES {
+        if !words.iter().any(|word| lower.contains(word)) {
+            continue;
+        }
+        match out.iter_mut().find(|(x, _)| x == c) {
+            Some(e) => e.1 = e.1.max(*w),
+            None => out.push((*c, *w)),
+        }
+    }
+    out
 }
 
 fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
