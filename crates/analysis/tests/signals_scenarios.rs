@@ -138,22 +138,9 @@ impl Bundle {
     }
 
     fn changes(&self) -> Vec<ChangeRecord> {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("changes.jsonl")) else {
-            return Vec::new();
-        };
-        text.lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                ChangeRecord {
-                    ts_ms: ms(v["ts"].as_str().unwrap()),
-                    service: v["service"].as_str().unwrap().to_owned(),
-                    kind: v["kind"].as_str().unwrap().to_owned(),
-                    version: v["version"].as_str().map(str::to_owned),
-                    commit: v["commit"].as_str().map(str::to_owned),
-                    description: v["description"].as_str().unwrap_or("").to_owned(),
-                }
-            })
-            .collect()
+        std::fs::read_to_string(self.dir.join("changes.jsonl"))
+            .map(|t| ChangeRecord::parse_jsonl(&t).unwrap())
+            .unwrap_or_default()
     }
 
     /// Every commit of `repo.bundle`, with parents, files and diff.
@@ -166,7 +153,7 @@ impl Bundle {
             std::env::temp_dir().join(format!("rc-signals-{}-{}", std::process::id(), self.name));
         let _ = std::fs::remove_dir_all(&tmp);
         let ok = Command::new("git")
-            .args(["clone", "--quiet"])
+            .args(["-c", "init.defaultBranch=main", "clone", "--quiet"])
             .arg(&bundle)
             .arg(&tmp)
             .status()

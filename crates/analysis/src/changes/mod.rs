@@ -62,7 +62,80 @@ pub struct ChangeRecord {
     pub description: String,
 }
 
+/// A `changes.jsonl` line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangesError {
+    /// Not a JSON object with the expected fields.
+    #[error(
+        "changes line {line}: {reason}; expected {{\"ts\": RFC 3339, \"service\", \"kind\", \"description\", optional \"version\", \"commit\"}}"
+    )]
+    Json {
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        reason: String,
+    },
+    /// `ts` is not an RFC 3339 timestamp.
+    #[error(
+        "changes line {line}: ts {value:?} is not an RFC 3339 timestamp (e.g. 2026-03-02T13:58:40Z)"
+    )]
+    Timestamp {
+        /// 1-based line number.
+        line: usize,
+        /// The text found.
+        value: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawChange {
+    ts: String,
+    service: String,
+    kind: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    commit: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
 impl ChangeRecord {
+    /// Reads a bundle's `changes.jsonl` (one JSON object per line; blank
+    /// lines skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`ChangesError`] naming the line of a malformed record or timestamp.
+    pub fn parse_jsonl(text: &str) -> Result<Vec<Self>, ChangesError> {
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let raw: RawChange = serde_json::from_str(l).map_err(|e| ChangesError::Json {
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            let ts = chrono::DateTime::parse_from_rfc3339(&raw.ts).map_err(|_| {
+                ChangesError::Timestamp {
+                    line: i + 1,
+                    value: raw.ts.clone(),
+                }
+            })?;
+            out.push(Self {
+                ts_ms: ts.timestamp_millis(),
+                service: raw.service,
+                kind: raw.kind,
+                version: raw.version,
+                commit: raw.commit,
+                description: raw.description,
+            });
+        }
+        Ok(out)
+    }
+
     /// A record without version (tests and examples).
     #[must_use]
     pub fn new(
@@ -894,6 +967,31 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn changes_jsonl() {
+        let text = "{\"ts\": \"2026-03-02T13:58:40Z\", \"service\": \"checkout\", \"kind\": \"deploy\", \"version\": \"v2.14.0\", \"commit\": \"9c1e2ab\", \"description\": \"deploy checkout v2.14.0\"}\n\n{\"ts\": \"2026-03-02T14:00:00+01:00\", \"service\": \"x\", \"kind\": \"flag\"}\n";
+        let c = ChangeRecord::parse_jsonl(text).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].ts_ms, 1_772_459_920_000);
+        assert_eq!(c[0].commit.as_deref(), Some("9c1e2ab"));
+        assert_eq!(c[1].ts_ms, 1_772_456_400_000, "offsets are honoured");
+        let e = ChangeRecord::parse_jsonl(
+            "{\"ts\": \"yesterday\", \"service\": \"x\", \"kind\": \"deploy\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ChangesError::Timestamp {
+                line: 1,
+                value: "yesterday".into()
+            }
+        );
+        assert!(matches!(
+            ChangeRecord::parse_jsonl("{}\n").unwrap_err(),
+            ChangesError::Json { line: 1, .. }
+        ));
+    }
 
     #[test]
     fn hunk_ranges_and_identifiers() {
