@@ -1,0 +1,217 @@
+//! Conformance of the PromQL evaluator with Prometheus on the behaviours the
+//! bundle backend relies on: `rate`/`increase` extrapolation (zero cutoff,
+//! half-interval limit), counter resets, `offset`, `irate`, `delta`,
+//! `idelta`. Expected values are the ones Prometheus' own engine tests
+//! assert for the same data (`promql/promqltest/testdata/functions.test`),
+//! written here in a small load/eval notation:
+//!
+//! - `load <interval>` then `name{labels} values`, where values are numbers or
+//!   `a+bxn` (a, a+b, ..., n+1 values), one every interval from t = 0;
+//! - `eval <time> <query>` then the expected `{labels} value` lines (none for
+//!   an empty result).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use rootcause_analysis::metrics::promql::{Engine, Value};
+use rootcause_analysis::metrics::{Labels, openmetrics};
+
+fn duration_ms(s: &str) -> i64 {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap());
+    let n: i64 = n.parse().unwrap();
+    n * match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => panic!("unit {other}"),
+    }
+}
+
+fn expand(values: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for tok in values.split_whitespace() {
+        if let Some((start, rest)) = tok.split_once('+') {
+            let (inc, times) = rest.split_once('x').unwrap();
+            let (start, inc, times): (f64, f64, usize) = (
+                start.parse().unwrap(),
+                inc.parse().unwrap(),
+                times.parse().unwrap(),
+            );
+            for i in 0..=times {
+                out.push(start + inc * i as f64);
+            }
+        } else {
+            out.push(tok.parse().unwrap());
+        }
+    }
+    out
+}
+
+/// Runs a script; panics with the query on the first mismatch.
+fn run(script: &str) {
+    let mut lines = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
+    let mut om = String::new();
+    let mut set = None;
+    while let Some(line) = lines.next() {
+        if let Some(interval) = line.strip_prefix("load ") {
+            let step = duration_ms(interval);
+            om.clear();
+            while let Some(l) = lines.peek() {
+                if l.starts_with("eval ") || l.starts_with("load ") {
+                    break;
+                }
+                let l = lines.next().unwrap();
+                let split = l.find(['}', ' ']).unwrap();
+                let split = if l.as_bytes()[split] == b'}' {
+                    split + 1
+                } else {
+                    split
+                };
+                let (series, values) = l.split_at(split);
+                for (i, v) in expand(values).iter().enumerate() {
+                    om += &format!("{series} {v} {}\n", (i as i64 * step) / 1000);
+                }
+            }
+            om += "# EOF\n";
+            set = Some(openmetrics::parse(&om).unwrap());
+        } else if let Some(rest) = line.strip_prefix("eval ") {
+            let (at, query) = rest.split_once(' ').unwrap();
+            let set = set.as_ref().expect("load before eval");
+            let engine = Engine::new(set);
+            let Value::Vector(got) = engine.instant_query(query, duration_ms(at)).unwrap() else {
+                panic!("{query}: not a vector")
+            };
+            let mut expected: Vec<(Labels, f64)> = Vec::new();
+            while let Some(l) = lines.peek() {
+                if !l.starts_with('{') {
+                    break;
+                }
+                let l = lines.next().unwrap();
+                let (labels, value) = l.rsplit_once(' ').unwrap();
+                let inner = labels.trim_start_matches('{').trim_end_matches('}');
+                let pairs = inner.split(',').filter(|p| !p.is_empty()).map(|p| {
+                    let (k, v) = p.split_once('=').unwrap();
+                    (k.trim().to_owned(), v.trim().trim_matches('"').to_owned())
+                });
+                expected.push((Labels::new(pairs), value.parse().unwrap()));
+            }
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "{query} at {at}: got {got:?}, expected {expected:?}"
+            );
+            for (labels, want) in &expected {
+                let e = got
+                    .iter()
+                    .find(|e| &e.labels == labels)
+                    .unwrap_or_else(|| panic!("{query} at {at}: no {labels} in {got:?}"));
+                let tol = 1e-12 * want.abs().max(1.0);
+                assert!(
+                    (e.value - want).abs() <= tol,
+                    "{query} at {at} {labels}: got {}, want {want}",
+                    e.value
+                );
+            }
+        } else {
+            panic!("unknown line {line}");
+        }
+    }
+}
+
+#[test]
+fn increase_extrapolates_towards_zero_and_half_an_interval() {
+    run(r#"
+        load 5m
+          http_requests_total{path="/foo"} 0+10x10
+          http_requests_total{path="/bar"} 0+18x5 0+18x5
+          http_requests_total{path="/dings"} 10+10x10
+          http_requests_total{path="/bumms"} 1+10x10
+        eval 50m increase(http_requests_total[50m])
+          {path="/foo"} 100
+          {path="/bar"} 160
+          {path="/dings"} 100
+          {path="/bumms"} 100
+        eval 50m increase(http_requests_total[100m])
+          {path="/foo"} 100
+          {path="/bar"} 162
+          {path="/dings"} 105
+          {path="/bumms"} 101
+        load 5m
+          http_requests_total{path="/foo"} 0 1 2 3 2 3 4
+        eval 30m increase(http_requests_total[30m])
+          {path="/foo"} 7
+    "#);
+}
+
+#[test]
+fn rate_with_resets_offsets_and_zero_cutoff() {
+    run(r#"
+        load 5m
+          testcounter_reset_middle_total 0+27x4 0+27x5
+          testcounter_reset_end_total 0+10x9 0 10
+        eval 50m rate(testcounter_reset_middle_total[50m])
+          {} 0.08
+        eval 50m rate(testcounter_reset_end_total[5m])
+        eval 50m rate(testcounter_reset_end_total[6m])
+          {} 0
+        load 5m
+          calculate_rate_offset_total{x="a"} 0+10x10
+          calculate_rate_offset_total{x="b"} 0+20x10
+          calculate_rate_window_total 0+80x10
+        eval 50m rate(calculate_rate_window_total[50m])
+          {} 0.26666666666666666
+        eval 50m rate(calculate_rate_offset_total[10m] offset 5m)
+          {x="a"} 0.03333333333333333
+          {x="b"} 0.06666666666666667
+        load 4m
+          testcounter_zero_cutoff_total{start="0m"} 0+240x10
+          testcounter_zero_cutoff_total{start="1m"} 60+240x10
+          testcounter_zero_cutoff_total{start="2m"} 120+240x10
+          testcounter_zero_cutoff_total{start="3m"} 180+240x10
+          testcounter_zero_cutoff_total{start="4m"} 240+240x10
+          testcounter_zero_cutoff_total{start="5m"} 300+240x10
+        eval 10m rate(testcounter_zero_cutoff_total[20m])
+          {start="0m"} 0.5
+          {start="1m"} 0.55
+          {start="2m"} 0.6
+          {start="3m"} 0.6
+          {start="4m"} 0.6
+          {start="5m"} 0.6
+        eval 50m rate(testcounter_zero_cutoff_total[20m])
+          {start="0m"} 0.6
+          {start="1m"} 0.6
+          {start="2m"} 0.6
+          {start="3m"} 0.6
+          {start="4m"} 0.6
+          {start="5m"} 0.6
+    "#);
+}
+
+#[test]
+fn irate_delta_and_idelta() {
+    run(r#"
+        load 5m
+          http_requests_total{path="/foo"} 0+10x10
+          http_requests_total{path="/bar"} 0+10x5 0+10x5
+        eval 50m irate(http_requests_total[50m])
+          {path="/foo"} 0.03333333333333333
+          {path="/bar"} 0.03333333333333333
+        eval 30m irate(http_requests_total[50m])
+          {path="/foo"} 0.03333333333333333
+          {path="/bar"} 0
+        load 5m
+          http_requests{path="/foo"} 0 50 100 150 200
+          http_requests{path="/bar"} 200 150 100 50 0
+        eval 20m delta(http_requests[20m])
+          {path="/foo"} 200
+          {path="/bar"} -200
+        load 5m
+          http_requests{path="/foo"} 0 50 100 150
+          http_requests{path="/bar"} 0 50 100 50
+        eval 20m idelta(http_requests[20m])
+          {path="/foo"} 50
+          {path="/bar"} -50
+    "#);
+}
