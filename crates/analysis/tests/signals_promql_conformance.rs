@@ -1,10 +1,14 @@
 //! Conformance of the PromQL evaluator with Prometheus on the behaviours the
 //! bundle backend relies on: `rate`/`increase` extrapolation (zero cutoff,
 //! half-interval limit), counter resets, `offset`, `irate`, `delta`,
-//! `idelta`, classic-bucket `histogram_quantile` with aggregation. Expected values are the ones Prometheus' own engine tests
-//! assert for the same data (`promql/promqltest/testdata/functions.test`),
-//! written here in a small load/eval notation:
+//! `idelta`, classic-bucket `histogram_quantile` with aggregation: the
+//! expected values are the ones Prometheus' own engine tests assert for the
+//! same data (`promql/promqltest/testdata/functions.test`,
+//! `histograms.test`). The aggregation and matching cases follow from the
+//! PromQL documentation on the same kind of fixture (case-insensitive
+//! keywords, `by`/`without`, `on`, `bool`, `and`, name kept or dropped).
 //!
+//! Notation:
 //! - `load <interval>` then `name{labels} values`, where values are numbers or
 //!   `a+bxn` (a, a+b, ..., n+1 values), one every interval from t = 0;
 //! - `eval <time> <query>` then the expected `{labels} value` lines (none for
@@ -291,4 +295,57 @@ fn histogram_quantile_on_classic_buckets() {
           {instance="ins1", job="job2"} 0.1
           {instance="ins2", job="job2"} 0.11666666666666667
     "#);
+}
+
+/// Eight counters: job × instance × group, at 50m worth 100, 200, ..., 800.
+const HTTP_REQUESTS: &str = r#"
+    load 5m
+      http_requests{job="api-server", instance="0", group="production"} 0+10x10
+      http_requests{job="api-server", instance="1", group="production"} 0+20x10
+      http_requests{job="api-server", instance="0", group="canary"} 0+30x10
+      http_requests{job="api-server", instance="1", group="canary"} 0+40x10
+      http_requests{job="app-server", instance="0", group="production"} 0+50x10
+      http_requests{job="app-server", instance="1", group="production"} 0+60x10
+      http_requests{job="app-server", instance="0", group="canary"} 0+70x10
+      http_requests{job="app-server", instance="1", group="canary"} 0+80x10
+"#;
+
+#[test]
+fn aggregations_and_vector_matching() {
+    run(&format!(
+        "{HTTP_REQUESTS}{}",
+        r#"
+        eval 50m SUM BY (group) (http_requests{job="api-server"})
+          {group="canary"} 700
+          {group="production"} 300
+        eval 50m sum without (instance) (http_requests{job="api-server"})
+          {group="canary", job="api-server"} 700
+          {group="production", job="api-server"} 300
+        eval 50m avg by (job) (http_requests)
+          {job="api-server"} 250
+          {job="app-server"} 650
+        eval 50m count by (group) (http_requests)
+          {group="canary"} 4
+          {group="production"} 4
+        eval 50m max by (job) (http_requests) - min by (job) (http_requests)
+          {job="api-server"} 300
+          {job="app-server"} 300
+        eval 50m topk(1, http_requests{group="canary"})
+          {__name__="http_requests", job="app-server", instance="1", group="canary"} 800
+        eval 50m http_requests{job="api-server", group="canary"} / on(instance) http_requests{job="api-server", group="production"}
+          {instance="0"} 3
+          {instance="1"} 2
+        eval 50m http_requests{group="canary"} > bool 500
+          {job="api-server", instance="0", group="canary"} 0
+          {job="api-server", instance="1", group="canary"} 0
+          {job="app-server", instance="0", group="canary"} 1
+          {job="app-server", instance="1", group="canary"} 1
+        eval 50m http_requests{job="app-server"} > 600 and http_requests{group="canary"}
+          {__name__="http_requests", job="app-server", instance="0", group="canary"} 700
+          {__name__="http_requests", job="app-server", instance="1", group="canary"} 800
+        eval 50m quantile by (job) (0.5, http_requests)
+          {job="api-server"} 250
+          {job="app-server"} 650
+    "#
+    ));
 }

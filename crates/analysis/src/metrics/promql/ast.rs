@@ -141,10 +141,10 @@ pub enum AggOp {
 }
 
 impl AggOp {
-    /// Parses an aggregation keyword.
+    /// Parses an aggregation keyword (case-insensitive, as in PromQL).
     #[must_use]
     pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
+        Some(match s.to_ascii_lowercase().as_str() {
             "sum" => Self::Sum,
             "avg" => Self::Avg,
             "min" => Self::Min,

@@ -313,9 +313,9 @@ impl Parser {
 
     fn binop(&self) -> Option<(BinOp, u8)> {
         Some(match self.peek() {
-            Tok::Ident(s) if s == "or" => (BinOp::Or, 1),
-            Tok::Ident(s) if s == "and" => (BinOp::And, 2),
-            Tok::Ident(s) if s == "unless" => (BinOp::Unless, 2),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("or") => (BinOp::Or, 1),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("and") => (BinOp::And, 2),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("unless") => (BinOp::Unless, 2),
             Tok::Op("==") => (BinOp::Eq, 3),
             Tok::Op("!=") => (BinOp::Ne, 3),
             Tok::Op("<") => (BinOp::Lt, 3),
@@ -339,7 +339,7 @@ impl Parser {
             }
             self.next();
             let mut return_bool = false;
-            if matches!(self.peek(), Tok::Ident(s) if s == "bool") {
+            if matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case("bool")) {
                 if !op.is_comparison() {
                     return Err(perr(
                         self.pos(),
@@ -351,19 +351,19 @@ impl Parser {
             }
             let mut matching = Matching::Default;
             if let Tok::Ident(s) = self.peek().clone()
-                && (s == "on" || s == "ignoring")
+                && (s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("ignoring"))
                 && self.peek_at(1) == &Tok::LParen
             {
                 self.next();
                 let labels = self.label_list()?;
-                matching = if s == "on" {
+                matching = if s.eq_ignore_ascii_case("on") {
                     Matching::On(labels)
                 } else {
                     Matching::Ignoring(labels)
                 };
             }
             if let Tok::Ident(s) = self.peek()
-                && (s == "group_left" || s == "group_right")
+                && (s.eq_ignore_ascii_case("group_left") || s.eq_ignore_ascii_case("group_right"))
             {
                 return Err(QueryError::Unsupported {
                     feature: format!("{s} (many-to-one matching)"),
@@ -403,7 +403,7 @@ impl Parser {
         let base = self.postfix()?;
         if self.peek() == &Tok::Op("^") {
             self.next();
-            if matches!(self.peek(), Tok::Ident(s) if s == "bool") {
+            if matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case("bool")) {
                 return Err(perr(
                     self.pos(),
                     "bool modifier only applies to comparisons",
@@ -411,11 +411,11 @@ impl Parser {
             }
             let mut matching = Matching::Default;
             if let Tok::Ident(s) = self.peek().clone()
-                && (s == "on" || s == "ignoring")
+                && (s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("ignoring"))
             {
                 self.next();
                 let labels = self.label_list()?;
-                matching = if s == "on" {
+                matching = if s.eq_ignore_ascii_case("on") {
                     Matching::On(labels)
                 } else {
                     Matching::Ignoring(labels)
@@ -460,7 +460,7 @@ impl Parser {
                         }
                     };
                 }
-                Tok::Ident(s) if s == "offset" => {
+                Tok::Ident(s) if s.eq_ignore_ascii_case("offset") => {
                     let at = self.pos();
                     self.next();
                     let neg = if self.peek() == &Tok::Op("-") {
@@ -511,7 +511,7 @@ impl Parser {
                 }
                 if let Some(op) = AggOp::from_name(&name)
                     && (self.peek() == &Tok::LParen
-                        || matches!(self.peek(), Tok::Ident(s) if s == KEYWORD_BY || s == KEYWORD_WITHOUT))
+                        || matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case(KEYWORD_BY) || s.eq_ignore_ascii_case(KEYWORD_WITHOUT)))
                 {
                     return self.aggregate(op);
                 }
@@ -573,11 +573,11 @@ impl Parser {
 
     fn grouping(&mut self) -> Result<Grouping, QueryError> {
         match self.peek() {
-            Tok::Ident(s) if s == KEYWORD_BY => {
+            Tok::Ident(s) if s.eq_ignore_ascii_case(KEYWORD_BY) => {
                 self.next();
                 Ok(Grouping::By(self.label_list()?))
             }
-            Tok::Ident(s) if s == KEYWORD_WITHOUT => {
+            Tok::Ident(s) if s.eq_ignore_ascii_case(KEYWORD_WITHOUT) => {
                 self.next();
                 Ok(Grouping::Without(self.label_list()?))
             }
