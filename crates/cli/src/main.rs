@@ -3,6 +3,7 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
+mod diagnose;
 mod knowledge;
 mod logs;
 mod migrate;
@@ -25,6 +26,8 @@ enum Command {
     Logs(logs::Args),
     /// Load runbooks and past incidents into the knowledge base.
     Knowledge(knowledge::Args),
+    /// Diagnose an incident bundle offline: ranked root-cause hypotheses.
+    Diagnose(diagnose::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Knowledge(args) => knowledge::run(args),
+        Command::Diagnose(args) => diagnose::run(args),
     }
 }

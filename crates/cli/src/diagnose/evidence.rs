@@ -1,0 +1,915 @@
+//! From bundle data to evidence: the offline analyzers of the log, metric,
+//! code and database agents, run in sequence, each result kept twice, as an
+//! evidence record for people (summary, source, the query that reproduces
+//! it) and as a `Finding` for the hypothesis ranking (same id).
+//!
+//! - logs: per service, the Drain template diff of the incident (from
+//!   `lead` before the window start to its end) against the earlier logs;
+//!   error templates that are new, or rose, with at least
+//!   [`MIN_LOG_LINES`] lines; their exceptions give stack frames and words
+//!   to the change ranking.
+//! - metrics: the anomaly ranking with the baseline ending `lead` before
+//!   the window; the major anomalies, three per service at most.
+//! - changes: deploys (expanded into the commits they shipped), config and
+//!   flag changes ranked as suspects; the top five with a positive score.
+//! - database: lock waits and long transactions in `db/` snapshots (through
+//!   the tools crate's `sql_diagnostics` bundle backend).
+//! - absence: every optional source that is missing, as "no data".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use rootcause_analysis::changes::{
+    ChangeRecord, RankConfig, ServiceOnset, StackFrame, Suspect, SuspectEvidence, rank_suspects,
+};
+use rootcause_analysis::hypotheses::graph::DependencyGraph;
+use rootcause_analysis::hypotheses::{Category, Finding, FindingKind, category_cues};
+use rootcause_analysis::logs::diff::level_rank;
+use rootcause_analysis::logs::{ChangeKind, DiffConfig, TemplateChange, WILDCARD, diff_templates};
+use rootcause_analysis::metrics::anomaly::{AnomalyConfig, analyze};
+use rootcause_diagnosis::{EvidenceKind, TimeWindow};
+use rootcause_tools::ToolContext;
+use rootcause_tools::sql::{BundleDb, Diagnostic, SqlBackend};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::inputs::Inputs;
+
+/// Fewest incident lines for a log template to count as evidence: one or
+/// two stray errors are noise at any scale.
+pub const MIN_LOG_LINES: u64 = 3;
+/// Major metric anomalies kept per service (the rest repeat the story).
+const METRICS_PER_SERVICE: usize = 3;
+/// Change suspects kept as evidence.
+const SUSPECTS_KEPT: usize = 5;
+/// A transaction open this long during the incident is worth a look.
+const LONG_TRANSACTION_SECONDS: f64 = 60.0;
+
+/// One piece of evidence as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceItem {
+    /// Id cited by hypotheses (`L3`, `M1`, `C2`, `D1`, `A1`).
+    pub id: String,
+    /// Kind (independent kinds agreeing is what makes a conclusion strong).
+    pub kind: EvidenceKind,
+    /// The service it is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// One or two sentences.
+    pub summary: String,
+    /// Where it came from (`bundle:logs/cart.jsonl`).
+    pub source: String,
+    /// The command or query that reproduces it, run from the bundle
+    /// directory (`jq`, PromQL, `git`).
+    pub query: String,
+    /// When the observed signal started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
+    /// How strong it is, 0 to 1 (what the ranking weighed).
+    pub strength: f64,
+    /// Structured detail.
+    pub data: Value,
+}
+
+/// Everything the analyzers found.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Evidence, in the order it was found (logs, metrics, changes,
+    /// database, absence).
+    pub evidence: Vec<EvidenceItem>,
+    /// The same evidence as the ranking sees it.
+    pub findings: Vec<Finding>,
+    /// Inferred service dependencies.
+    pub graph: DependencyGraph,
+    /// Change suspects, best first.
+    pub suspects: Vec<Suspect>,
+    /// The change log as the ranker saw it (suspects index into it).
+    pub changes: Vec<ChangeRecord>,
+    /// The end of the baseline: `lead` before the window start.
+    pub baseline_end: DateTime<Utc>,
+    /// The services seen in any source.
+    pub known_services: BTreeSet<String>,
+    /// Log findings whose errors name other services (finding id, names).
+    calls: Vec<(String, Vec<String>)>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ms_to_time(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-:@=".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A jq string literal (JSON string syntax).
+fn jq_string(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+/// Runs every analyzer over the bundle.
+pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
+    let window = inputs.incident.window();
+    let baseline_end = window.start() - lead;
+    let mut a = Analysis {
+        evidence: Vec::new(),
+        findings: Vec::new(),
+        graph: DependencyGraph::new(),
+        suspects: Vec::new(),
+        changes: inputs
+            .changes
+            .iter()
+            .map(|c| ChangeRecord {
+                ts_ms: c.ts.timestamp_millis(),
+                service: c.service.clone(),
+                kind: c.kind.clone(),
+                version: c.version.clone(),
+                commit: c.commit.clone(),
+                description: c.description.clone(),
+            })
+            .collect(),
+        baseline_end,
+        known_services: BTreeSet::new(),
+        calls: Vec::new(),
+    };
+
+    let report = inputs.metrics.as_ref().map(|set| {
+        analyze(
+            set,
+            &AnomalyConfig {
+                baseline_end_ms: Some(baseline_end.timestamp_millis()),
+                ..AnomalyConfig::default()
+            },
+        )
+    });
+
+    // Services and their dependencies, from every source.
+    let mut known: BTreeSet<String> = inputs.logs.iter().map(|r| r.service.clone()).collect();
+    if let Some(r) = &report {
+        known.extend(
+            r.series
+                .iter()
+                .map(|s| s.service.clone())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    known.extend(a.changes.iter().map(|c| c.service.clone()));
+    known.extend(inputs.incident.services().iter().cloned());
+    for r in &inputs.logs {
+        a.graph.observe_log(&r.service, &r.message, &known);
+    }
+    if let Some(set) = &inputs.metrics {
+        a.graph.observe_metrics(set, "service", &known);
+    }
+
+    a.known_services = known.clone();
+    let logs = log_evidence(inputs, baseline_end, window.end(), &mut a);
+
+    if let Some(report) = &report {
+        let mut per_service: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &report.series {
+            let n = per_service.entry(s.service.as_str()).or_default();
+            if !s.major || *n >= METRICS_PER_SERVICE {
+                continue;
+            }
+            *n += 1;
+            let id = format!(
+                "M{}",
+                a.evidence.iter().filter(|e| e.id.starts_with('M')).count() + 1
+            );
+            let strength = (s.score / 100.0).min(1.0);
+            let summary = s.describe();
+            a.findings.push(Finding::new(
+                &id,
+                FindingKind::Metric,
+                &s.service,
+                &summary,
+                Some(s.change.onset_ms),
+                strength,
+            ));
+            a.evidence.push(EvidenceItem {
+                id,
+                kind: EvidenceKind::Metric,
+                service: (!s.service.is_empty()).then(|| s.service.clone()),
+                summary: format!(
+                    "{} ({} from {})",
+                    summary,
+                    if s.sustained {
+                        "sustained"
+                    } else {
+                        "transient"
+                    },
+                    ms_to_time(s.change.onset_ms)
+                        .map(|t| t.format("%H:%M:%S").to_string())
+                        .unwrap_or_default()
+                ),
+                source: "bundle:metrics.om".to_owned(),
+                query: s.query.clone(),
+                observed_at: ms_to_time(s.change.onset_ms),
+                strength,
+                data: json!({
+                    "metric": s.metric,
+                    "labels": s.labels.to_string(),
+                    "baseline_level": s.baseline_level,
+                    "level": s.change.level,
+                    "robust_z": s.change.effect,
+                    "score": s.score,
+                    "sustained": s.sustained,
+                }),
+            });
+        }
+    }
+
+    // Change suspects, with what the logs and metrics found as evidence.
+    // The services that moved, and when, come from the metrics; without
+    // metric anomalies, from the new error templates.
+    let mut anomalies: Vec<ServiceOnset> = report
+        .iter()
+        .flat_map(|r| r.services.iter())
+        .filter_map(|s| {
+            s.onset_ms.map(|o| ServiceOnset {
+                service: s.service.clone(),
+                onset_ms: o,
+                score: s.score,
+            })
+        })
+        .collect();
+    if anomalies.is_empty() {
+        let mut first: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+        for f in a.findings.iter().filter(|f| f.kind == FindingKind::Log) {
+            if let Some(t) = f.onset_ms {
+                let e = first.entry(f.service.as_str()).or_insert((t, 0.0));
+                e.0 = e.0.min(t);
+                e.1 += f.strength * 100.0;
+            }
+        }
+        anomalies = first
+            .into_iter()
+            .map(|(service, (onset_ms, score))| ServiceOnset {
+                service: service.to_owned(),
+                onset_ms,
+                score,
+            })
+            .collect();
+    }
+    let evidence = SuspectEvidence {
+        frames: logs.frames,
+        tokens: logs.tokens,
+        anomalies,
+        onset_ms: None,
+        affected: inputs.incident.services().to_vec(),
+        dependencies: a.graph.edges(),
+    };
+    let commits = inputs.commits.as_deref().unwrap_or(&[]);
+    a.suspects = rank_suspects(&a.changes, commits, &evidence, &RankConfig::default());
+    change_evidence(&mut a);
+
+    database_evidence(inputs, &known, &mut a);
+    attribute_to_callees(&mut a);
+
+    for n in inputs.notes.iter().filter(|n| n.status == "no_data") {
+        let id = format!(
+            "A{}",
+            a.evidence.iter().filter(|e| e.id.starts_with('A')).count() + 1
+        );
+        a.evidence.push(EvidenceItem {
+            id,
+            kind: EvidenceKind::Absence,
+            service: None,
+            summary: n.detail.clone(),
+            source: format!("bundle:{}", n.source),
+            query: format!("ls -d {}", shell_quote(n.source.trim_end_matches('/'))),
+            observed_at: None,
+            strength: 0.0,
+            data: json!({"source": n.source}),
+        });
+    }
+    a
+}
+
+/// What the log diff hands to the change ranking.
+struct LogSignals {
+    frames: Vec<StackFrame>,
+    tokens: Vec<String>,
+}
+
+/// The line of a message that names the error: the first, except for
+/// Python tracebacks, which name it on the last.
+fn key_line(text: &str) -> &str {
+    if text.trim_start().starts_with("Traceback") {
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    } else {
+        text.lines().next().unwrap_or("")
+    }
+}
+
+/// The part of a template that stands for the key line of its example: the
+/// miner joins a multi-line message into one token list, so the key line's
+/// token count says how many template tokens to keep (from the start, or
+/// from the end for a traceback).
+fn key_template(template: &str, example: &str) -> String {
+    let tokens: Vec<&str> = template.split_whitespace().collect();
+    if example.lines().nth(1).is_none() {
+        return tokens.join(" ");
+    }
+    let n = key_line(example)
+        .split_whitespace()
+        .count()
+        .max(1)
+        .min(tokens.len());
+    if example.trim_start().starts_with("Traceback") {
+        tokens[tokens.len() - n..].join(" ")
+    } else {
+        tokens[..n].join(" ")
+    }
+}
+
+/// A regular expression (Oniguruma, as jq's `test`) matching the messages
+/// of a template line: literal parts escaped, `<*>` as `.*`, spaces as
+/// `\s+`.
+fn template_regex(line: &str) -> String {
+    line.split(WILDCARD)
+        .map(|part| {
+            part.split(' ')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(r"\s+")
+        })
+        .collect::<Vec<_>>()
+        .join(".*")
+}
+
+fn log_query(
+    service: &str,
+    level: Option<&str>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    line: &str,
+) -> String {
+    let mut conds = vec![
+        format!(".\"@timestamp\" >= {}", jq_string(&rfc3339(start))),
+        format!(".\"@timestamp\" <= {}", jq_string(&rfc3339(end))),
+    ];
+    if let Some(l) = level {
+        conds.push(format!(
+            "((.\"log.level\" // \"\") | ascii_downcase) == {}",
+            jq_string(&l.to_ascii_lowercase())
+        ));
+    }
+    conds.push(format!(
+        "(.message | test({}))",
+        jq_string(&template_regex(line))
+    ));
+    let program = format!("select({})", conds.join(" and "));
+    format!(
+        "jq -c {} {}",
+        shell_quote(&program),
+        shell_quote(&format!("logs/{service}.jsonl"))
+    )
+}
+
+fn log_evidence(
+    inputs: &Inputs,
+    baseline_end: DateTime<Utc>,
+    end: DateTime<Utc>,
+    a: &mut Analysis,
+) -> LogSignals {
+    let mut by_service: BTreeMap<&str, Vec<&rootcause_tools::logs::LogRecord>> = BTreeMap::new();
+    for r in &inputs.logs {
+        by_service.entry(r.service.as_str()).or_default().push(r);
+    }
+    let mut frames = Vec::new();
+    let mut seen_frames = BTreeSet::new();
+    let mut tokens = Vec::new();
+    let mut found: Vec<(String, TemplateChange)> = Vec::new();
+    for (service, records) in &by_service {
+        let first = records.first().map_or(baseline_end, |r| r.timestamp);
+        fn view(r: &rootcause_tools::logs::LogRecord) -> rootcause_analysis::logs::LogRecord<'_> {
+            rootcause_analysis::logs::LogRecord {
+                timestamp: Some(r.timestamp),
+                level: r.level.as_deref(),
+                message: &r.message,
+            }
+        }
+        let config = DiffConfig {
+            baseline_seconds: Some(((baseline_end - first).num_seconds() as f64).max(60.0)),
+            incident_seconds: Some(((end - baseline_end).num_seconds() as f64).max(60.0)),
+            ..DiffConfig::default()
+        };
+        let Ok(diff) = diff_templates(
+            records
+                .iter()
+                .filter(|r| r.timestamp < baseline_end)
+                .map(|r| view(r)),
+            records
+                .iter()
+                .filter(|r| r.timestamp >= baseline_end && r.timestamp <= end)
+                .map(|r| view(r)),
+            &config,
+        ) else {
+            continue;
+        };
+        for change in diff.changes {
+            let error = change.level.as_deref().is_some_and(|l| level_rank(l) >= 4);
+            if error && matches!(change.kind, ChangeKind::New | ChangeKind::Rose) {
+                found.push(((*service).to_owned(), change));
+            }
+        }
+    }
+    // Earliest first: the first error to appear is the one to read first.
+    found.sort_by_key(|(_, c)| c.first_seen);
+    // Templates that differ only past the line naming the error (deeper or
+    // shallower stack traces) are one error: merged, counts added.
+    let mut merged: Vec<(String, String, TemplateChange)> = Vec::new();
+    for (service, change) in found {
+        let example = change.examples.first().cloned().unwrap_or_default();
+        let line = key_template(&change.template, &example);
+        match merged
+            .iter_mut()
+            .find(|(s, l, _)| *s == service && *l == line)
+        {
+            Some((_, _, into)) => {
+                into.incident_count += change.incident_count;
+                into.baseline_count += change.baseline_count;
+                if change.kind == ChangeKind::Rose {
+                    into.kind = ChangeKind::Rose;
+                }
+                into.rate_ratio = None;
+            }
+            None => merged.push((service, line, change)),
+        }
+    }
+    for (service, line, change) in merged {
+        if change.incident_count < MIN_LOG_LINES {
+            continue;
+        }
+        let id = format!(
+            "L{}",
+            a.evidence.iter().filter(|e| e.id.starts_with('L')).count() + 1
+        );
+        let example = change.examples.first().cloned().unwrap_or_default();
+        let strength = ((change.incident_count as f64).ln() / 100f64.ln()).min(1.0);
+        // What the ranking reads: the template and the example's first
+        // lines (the error's words, not its frames).
+        let text = format!(
+            "{line} {}",
+            example.lines().take(3).collect::<Vec<_>>().join(" ")
+        );
+        let mut finding = Finding::new(
+            &id,
+            FindingKind::Log,
+            &service,
+            &text,
+            change.first_seen.map(|t| t.timestamp_millis()),
+            strength,
+        );
+        finding.in_baseline = change.kind == ChangeKind::Rose;
+        // An error that names another service is about the call to it: it
+        // says the callee failed, not that this service's code or config
+        // changed.
+        let named = named_services(&service, &error_text(&example), &a.known_services);
+        if !named.is_empty() {
+            let mut cats: Vec<Category> = category_cues(&text)
+                .into_iter()
+                .map(|(c, _)| c)
+                .filter(|c| !matches!(c, Category::BadDeploy | Category::ConfigChange))
+                .collect();
+            if !cats.contains(&Category::DependencyFailure) {
+                cats.push(Category::DependencyFailure);
+            }
+            finding.categories = cats;
+            for callee in &named {
+                a.graph.add(&service, callee);
+            }
+            a.calls.push((id.clone(), named));
+        }
+        a.findings.push(finding);
+        if let Some(x) = &change.exception {
+            for f in &x.frames {
+                if let Some(file) = &f.file
+                    && seen_frames.insert((file.clone(), f.line, f.function.clone()))
+                {
+                    frames.push(StackFrame::new(file, f.line, Some(&f.function)));
+                }
+            }
+        }
+        for l in example.lines().filter(|l| {
+            let t = l.trim_start();
+            !t.starts_with("at ") && !t.starts_with("File ")
+        }) {
+            tokens.push(l.to_owned());
+        }
+        let kind_text = match change.kind {
+            ChangeKind::New => format!("new since the baseline, {} lines", change.incident_count),
+            _ => format!(
+                "rose {}x to {} lines (baseline {})",
+                change
+                    .rate_ratio
+                    .map_or_else(|| "?".to_owned(), |r| format!("{r:.0}")),
+                change.incident_count,
+                change.baseline_count
+            ),
+        };
+        let exception = change.exception.as_ref().map(|x| {
+            json!({
+                "type": x.exception_type,
+                "message": x.message,
+                "root_cause": x.root_cause,
+                "top_frames": x.top_frames(5),
+            })
+        });
+        let mut summary = format!(
+            "{service}: {} log template {kind_text}: {}",
+            change.level.as_deref().unwrap_or("error"),
+            cut(&line, 200)
+        );
+        if let Some(x) = &change.exception
+            && !line.contains(&x.exception_type)
+        {
+            summary.push_str(&format!(
+                " ({}: {})",
+                x.exception_type,
+                cut(&x.message, 120)
+            ));
+        }
+        a.evidence.push(EvidenceItem {
+            id,
+            kind: EvidenceKind::Log,
+            service: Some(service.clone()),
+            summary,
+            source: format!("bundle:logs/{service}.jsonl"),
+            query: log_query(&service, change.level.as_deref(), baseline_end, end, &line),
+            observed_at: change.first_seen,
+            strength,
+            data: json!({
+                "template": change.template,
+                "change": change.kind,
+                "incident_count": change.incident_count,
+                "baseline_count": change.baseline_count,
+                "rate_ratio": change.rate_ratio,
+                "p_value": change.p_value,
+                "example": cut(&example, 1000),
+                "exception": exception,
+            }),
+        });
+    }
+    LogSignals { frames, tokens }
+}
+
+/// Errors of a caller that name a callee with trouble of its own are
+/// evidence about the callee: "payments returned 503" in checkout's log
+/// says payments failed. Such a finding moves to the callee (the one with
+/// the most findings, when it names several), keeping only the categories
+/// that describe a serving component's trouble (database, network,
+/// resources); without one, it supports all of the callee's hypotheses a
+/// little. A callee without findings (an external API, a service the
+/// bundle has no data for) leaves the finding where it is: then the caller
+/// is where the dependency failure is handled.
+fn attribute_to_callees(a: &mut Analysis) {
+    let mut own: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &a.findings {
+        *own.entry(f.service.clone()).or_default() += 1;
+    }
+    for (id, named) in std::mem::take(&mut a.calls) {
+        let Some(callee) = named
+            .iter()
+            .filter(|s| own.get(s.as_str()).is_some_and(|n| *n > 0))
+            .max_by_key(|s| own.get(s.as_str()).copied().unwrap_or(0))
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(f) = a.findings.iter_mut().find(|f| f.id == id) else {
+            continue;
+        };
+        let caller = std::mem::replace(&mut f.service, callee.clone());
+        f.categories = category_cues(&f.summary)
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| {
+                matches!(
+                    c,
+                    Category::Database | Category::Network | Category::ResourceExhaustion
+                )
+            })
+            .collect();
+        if f.categories.is_empty() {
+            // No cue words: the ranking spreads it over the callee's
+            // hypotheses at a quarter weight.
+            f.summary = format!("{callee} failed for its caller {caller}");
+        }
+        if let Some(e) = a.evidence.iter_mut().find(|e| e.id == id) {
+            e.summary.push_str(&format!(
+                " [names {callee}, which shows trouble of its own: counted as evidence about {callee}]"
+            ));
+            e.data["about"] = json!(callee);
+        }
+    }
+}
+
+/// The lines of a message that carry words (stack frame lines dropped).
+fn error_text(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !t.starts_with("at ") && !t.starts_with("File ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Known services other than `service` that `text` names as a whole word
+/// (`http://inventory:8080`, `payments returned 503`, `catalog.get(..)`).
+fn named_services(service: &str, text: &str, known: &BTreeSet<String>) -> Vec<String> {
+    let word =
+        |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let bytes = text.as_bytes();
+    known
+        .iter()
+        .filter(|k| k.as_str() != service && k.len() >= 3)
+        .filter(|k| {
+            text.match_indices(k.as_str()).any(|(i, _)| {
+                let end = i + k.len();
+                // `for checkout 5d2f..`: a name followed by an id is an
+                // entity (a checkout, an order), not the service.
+                let id_follows = text[end..].starts_with(' ')
+                    && text[end..]
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|t| t.chars().any(|c| c.is_ascii_digit()));
+                !word(i.checked_sub(1).map(|j| bytes[j]))
+                    && !word(bytes.get(end).copied())
+                    && !id_follows
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn change_evidence(a: &mut Analysis) {
+    let mut added = Vec::new();
+    for s in a.suspects.iter().take(SUSPECTS_KEPT) {
+        if s.score <= 0.0 {
+            continue;
+        }
+        let id = format!("C{}", added.len() + 1);
+        let change = s.change.and_then(|i| a.changes.get(i));
+        let kind = change.map_or("commit", |c| c.kind.as_str());
+        let strength = (s.score / 100.0).min(1.0);
+        a.findings.push(Finding::new(
+            &id,
+            FindingKind::Change,
+            &s.service,
+            &format!("{kind} {}", s.title),
+            None,
+            strength,
+        ));
+        let query = match (&s.commit, change) {
+            (Some(commit), _) => format!(
+                "git clone -q repo.bundle /tmp/rc-repo && git -C /tmp/rc-repo show --stat {}",
+                shell_quote(commit)
+            ),
+            (None, Some(c)) => format!(
+                "jq -c {} changes.jsonl",
+                shell_quote(&format!(
+                    "select(.service == {} and .kind == {} and (.ts | startswith({})))",
+                    jq_string(&c.service),
+                    jq_string(&c.kind),
+                    jq_string(
+                        &ms_to_time(c.ts_ms)
+                            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                            .unwrap_or_default()
+                    )
+                ))
+            ),
+            (None, None) => "cat changes.jsonl".to_owned(),
+        };
+        let reasons: Vec<String> = s.reasons.iter().map(|r| r.text.clone()).collect();
+        added.push(EvidenceItem {
+            id,
+            kind: EvidenceKind::Change,
+            service: Some(s.service.clone()),
+            summary: format!(
+                "{} (suspect score {:.0}): {}",
+                s.title,
+                s.score,
+                reasons
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            source: if s.commit.is_some() {
+                "bundle:repo.bundle".to_owned()
+            } else {
+                "bundle:changes.jsonl".to_owned()
+            },
+            query,
+            observed_at: s.effective_ms.and_then(ms_to_time),
+            strength,
+            data: json!({
+                "commit": s.commit,
+                "change_kind": kind,
+                "version": change.and_then(|c| c.version.clone()),
+                "description": change.map(|c| c.description.clone()),
+                "score": s.score,
+                "reasons": reasons,
+            }),
+        });
+    }
+    a.evidence.extend(added);
+}
+
+/// The service that stands for the database of `db/` snapshots: a known
+/// service named like a database (`postgres`, `orders-db`), else
+/// `postgres` (the snapshots are PostgreSQL views).
+fn database_service(known: &BTreeSet<String>) -> String {
+    known
+        .iter()
+        .find(|s| {
+            let l = s.to_ascii_lowercase();
+            l.contains("postgres") || l.ends_with("-db") || l.ends_with("db") && l.len() > 2
+        })
+        .cloned()
+        .unwrap_or_else(|| "postgres".to_owned())
+}
+
+/// The known service an `application_name` belongs to (`reporting-cron`
+/// -> `reporting`), if any.
+fn service_of_application(app: &str, known: &BTreeSet<String>) -> Option<String> {
+    known
+        .iter()
+        .filter(|s| {
+            app == s.as_str()
+                || app
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.starts_with(['-', '_', '.']))
+        })
+        .max_by_key(|s| s.len())
+        .cloned()
+}
+
+/// When a session's transaction began: its snapshot time less its
+/// `xact_seconds`.
+fn started_at(snapshot_at: &Value, row: &Value) -> Option<DateTime<Utc>> {
+    let secs = row["xact_seconds"].as_f64()?;
+    let at = DateTime::parse_from_rfc3339(snapshot_at.as_str()?)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(at - Duration::milliseconds((secs * 1000.0) as i64))
+}
+
+fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis) {
+    if !inputs.has("db/") {
+        return;
+    }
+    let window: TimeWindow = inputs.incident.window();
+    let ctx = ToolContext::new(inputs.bundle.tenant().clone(), window);
+    let db = BundleDb::new(std::sync::Arc::new(inputs.bundle.clone()));
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let run = |d: Diagnostic| rt.block_on(db.run(&ctx, &d, 200)).ok();
+    let db_service = database_service(known);
+    let mut next = 1;
+    let push = |a: &mut Analysis, service: &str, item: EvidenceItem| {
+        a.findings.push(Finding {
+            categories: vec![Category::Database],
+            ..Finding::new(
+                &item.id,
+                FindingKind::Database,
+                service,
+                &item.summary,
+                item.observed_at.map(|t| t.timestamp_millis()),
+                item.strength,
+            )
+        });
+        a.evidence.push(item);
+    };
+
+    if let Some(waits) = run(Diagnostic::LockWaits)
+        && !waits.rows.is_empty()
+    {
+        // Who blocks the most waiters, and since when.
+        let mut blockers: BTreeMap<i64, (usize, Value)> = BTreeMap::new();
+        for w in &waits.rows {
+            for b in w["blockers"].as_array().into_iter().flatten() {
+                if let Some(pid) = b["pid"].as_i64() {
+                    let e = blockers.entry(pid).or_insert((0, b.clone()));
+                    e.0 += 1;
+                }
+            }
+        }
+        let top = blockers
+            .iter()
+            .max_by_key(|(_, (n, _))| *n)
+            .map(|(pid, (n, b))| (*pid, *n, b.clone()));
+        let started = top
+            .as_ref()
+            .and_then(|(_, _, b)| started_at(&waits.rows[0]["snapshot_at"], b));
+        let n = waits.rows.len();
+        let mut summary = format!("{n} sessions waiting on locks in the database snapshot");
+        if let Some((pid, count, b)) = &top {
+            summary.push_str(&format!(
+                "; pid {pid} ({}, {}, transaction open {}s) blocks {count} of them: {}",
+                b["application_name"].as_str().unwrap_or("?"),
+                b["state"].as_str().unwrap_or("?"),
+                b["xact_seconds"].as_f64().unwrap_or(0.0),
+                cut(&b["query"].as_str().unwrap_or("").replace('\n', " "), 160)
+            ));
+        }
+        let strength = (0.5 + n as f64 / 20.0).min(1.0);
+        let item = EvidenceItem {
+            id: format!("D{next}"),
+            kind: EvidenceKind::Database,
+            service: Some(db_service.clone()),
+            summary: summary.clone(),
+            source: "bundle:db".to_owned(),
+            query: waits.query.clone(),
+            observed_at: started,
+            strength,
+            data: json!({"waiting_sessions": n, "blocker": top.as_ref().map(|(_, _, b)| b.clone())}),
+        };
+        next += 1;
+        push(a, &db_service, item);
+        // The client holding the locks, when it is a known service.
+        if let Some((pid, count, b)) = &top
+            && let Some(app) = b["application_name"].as_str()
+            && let Some(service) = service_of_application(app, known)
+            && service != db_service
+        {
+            let item = EvidenceItem {
+                id: format!("D{next}"),
+                kind: EvidenceKind::Database,
+                service: Some(service.clone()),
+                summary: format!(
+                    "{service} ({app}, pid {pid}) holds the locks {count} database sessions wait for ({}, transaction open {}s)",
+                    b["state"].as_str().unwrap_or("?"),
+                    b["xact_seconds"].as_f64().unwrap_or(0.0)
+                ),
+                source: "bundle:db".to_owned(),
+                query: waits.query.clone(),
+                observed_at: started,
+                strength: strength * 0.6,
+                data: b.clone(),
+            };
+            next += 1;
+            push(a, &service, item);
+        }
+    }
+    if let Some(long) = run(Diagnostic::LongRunningQueries {
+        min_seconds: LONG_TRANSACTION_SECONDS,
+    }) && !long.rows.is_empty()
+    {
+        let first = &long.rows[0];
+        let n = long.rows.len();
+        let item = EvidenceItem {
+            id: format!("D{next}"),
+            kind: EvidenceKind::Database,
+            service: Some(db_service.clone()),
+            summary: format!(
+                "{n} sessions with a query or transaction open over {LONG_TRANSACTION_SECONDS:.0}s; longest: {} ({}, transaction open {}s): {}",
+                first["application_name"].as_str().unwrap_or("?"),
+                first["state"].as_str().unwrap_or("?"),
+                first["xact_seconds"].as_f64().unwrap_or(0.0),
+                cut(
+                    &first["query"].as_str().unwrap_or("").replace('\n', " "),
+                    160
+                )
+            ),
+            source: "bundle:db".to_owned(),
+            query: long.query.clone(),
+            observed_at: started_at(&first["snapshot_at"], first),
+            strength: (0.3 + n as f64 / 20.0).min(0.8),
+            data: json!({"sessions": long.rows}),
+        };
+        push(a, &db_service, item);
+    }
+}

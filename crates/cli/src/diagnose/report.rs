@@ -1,0 +1,354 @@
+//! The diagnosis report: built from the analysis, printed for people or as
+//! JSON for machines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use rootcause_analysis::hypotheses::{Category, RankedHypothesis};
+use serde::Serialize;
+
+use super::evidence::{Analysis, EvidenceItem};
+use super::inputs::{Inputs, SourceNote};
+use super::remediation::{
+    KnowledgeMatch, SuspectChange, matching_runbooks, similar_incidents, steps, suspect_for,
+};
+
+/// The incident as reported.
+#[derive(Debug, Serialize)]
+pub struct IncidentView {
+    /// Title.
+    pub title: String,
+    /// Free text.
+    pub description: String,
+    /// Severity.
+    pub severity: String,
+    /// Services reported as affected (the symptom).
+    pub services: Vec<String>,
+    /// Environment.
+    pub environment: String,
+    /// Window start.
+    pub window_start: DateTime<Utc>,
+    /// Window end.
+    pub window_end: DateTime<Utc>,
+}
+
+/// The time ranges the analyzers compared.
+#[derive(Debug, Serialize)]
+pub struct AnalysisView {
+    /// Everything before this is the baseline.
+    pub baseline_end: DateTime<Utc>,
+    /// The incident side runs from `baseline_end` to here (window end).
+    pub incident_end: DateTime<Utc>,
+    /// Minutes before the window start that the incident side begins.
+    pub lead_minutes: i64,
+    /// Services seen in any source.
+    pub services: Vec<String>,
+}
+
+/// One ranked hypothesis with what backs it and what to do.
+#[derive(Debug, Serialize)]
+pub struct HypothesisView {
+    /// 1 is the most likely.
+    pub rank: usize,
+    /// Where the fault lives and the fix goes.
+    pub service: String,
+    /// Root-cause category.
+    pub category: Category,
+    /// Confidence in percent (at most 95 offline).
+    pub confidence: u8,
+    /// The ranking's score.
+    pub score: f64,
+    /// One sentence.
+    pub explanation: String,
+    /// Why it scored what it did.
+    pub reasons: Vec<String>,
+    /// Supporting evidence ids, strongest first.
+    pub evidence: Vec<String>,
+    /// The change it blames, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<SuspectChange>,
+    /// What to do, most urgent first.
+    pub remediation: Vec<String>,
+    /// Matching runbooks of the bundle.
+    pub runbooks: Vec<KnowledgeMatch>,
+    /// Past incidents of the same category that look alike.
+    pub similar_incidents: Vec<KnowledgeMatch>,
+}
+
+/// The whole report (`--json` prints it as is).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The bundle directory.
+    pub bundle: String,
+    /// The incident.
+    pub incident: IncidentView,
+    /// The compared ranges.
+    pub analysis: AnalysisView,
+    /// What each source held.
+    pub data: Vec<SourceNote>,
+    /// Hypotheses, most likely first.
+    pub hypotheses: Vec<HypothesisView>,
+    /// Every piece of evidence found.
+    pub evidence: Vec<EvidenceItem>,
+    /// Milliseconds per phase.
+    pub timings_ms: BTreeMap<&'static str, u64>,
+}
+
+fn phrase(c: Category) -> &'static str {
+    match c {
+        Category::BadDeploy => "A bad deploy (code change)",
+        Category::ConfigChange => "A configuration or feature-flag change",
+        Category::ResourceExhaustion => "Resource exhaustion",
+        Category::DependencyFailure => "A failing dependency",
+        Category::Database => "A database problem",
+        Category::Network => "A network problem (TLS, DNS, connectivity)",
+        Category::Capacity => "Load beyond capacity",
+    }
+}
+
+/// Builds the report from the ranking (the first `top` hypotheses).
+pub fn build(
+    inputs: &Inputs,
+    analysis: &Analysis,
+    ranked: &[RankedHypothesis],
+    top: usize,
+    lead_minutes: i64,
+) -> Report {
+    let by_id: BTreeMap<&str, &EvidenceItem> = analysis
+        .evidence
+        .iter()
+        .map(|e| (e.id.as_str(), e))
+        .collect();
+    let hypotheses = ranked
+        .iter()
+        .take(top)
+        .enumerate()
+        .map(|(i, h)| {
+            let cited: Vec<&EvidenceItem> = h
+                .evidence
+                .iter()
+                .filter_map(|id| by_id.get(id.as_str()).copied())
+                .collect();
+            let suspect = suspect_for(&h.service, h.category, analysis);
+            let about = cited
+                .first()
+                .map_or_else(|| h.explanation.clone(), |e| e.summary.clone());
+            HypothesisView {
+                rank: i + 1,
+                service: h.service.clone(),
+                category: h.category,
+                confidence: h.confidence,
+                score: (h.score * 10.0).round() / 10.0,
+                explanation: format!("{} in {}: {about}", phrase(h.category), h.service),
+                reasons: h.reasons.clone(),
+                evidence: h.evidence.clone(),
+                remediation: steps(&h.service, h.category, suspect.as_ref(), &cited, analysis),
+                runbooks: matching_runbooks(&h.service, h.category, &cited, &inputs.runbooks),
+                similar_incidents: similar_incidents(
+                    &h.service,
+                    h.category,
+                    &cited,
+                    &inputs.past_incidents,
+                ),
+                suspect,
+            }
+        })
+        .collect();
+    let incident = &inputs.incident;
+    Report {
+        bundle: inputs.bundle.dir().display().to_string(),
+        incident: IncidentView {
+            title: incident.title().to_owned(),
+            description: incident.description().to_owned(),
+            severity: incident.severity().as_str().to_owned(),
+            services: incident.services().to_vec(),
+            environment: incident.environment().to_owned(),
+            window_start: incident.window().start(),
+            window_end: incident.window().end(),
+        },
+        analysis: AnalysisView {
+            baseline_end: analysis.baseline_end,
+            incident_end: incident.window().end(),
+            lead_minutes,
+            services: analysis.known_services.iter().cloned().collect(),
+        },
+        data: inputs.notes.clone(),
+        hypotheses,
+        evidence: analysis.evidence.clone(),
+        timings_ms: BTreeMap::new(),
+    }
+}
+
+/// A suspect in a few words for the summary table.
+fn short_suspect(x: &SuspectChange) -> String {
+    match (&x.commit, &x.version) {
+        (Some(c), Some(v)) => format!("commit {} ({v})", c.get(..7).unwrap_or(c)),
+        (Some(c), None) => format!("commit {}", c.get(..7).unwrap_or(c)),
+        (None, Some(v)) => format!("{} {v}", x.kind),
+        (None, None) => {
+            let t: String = x.title.chars().take(40).collect();
+            if t.len() < x.title.len() {
+                format!("{t}…")
+            } else {
+                t
+            }
+        }
+    }
+}
+
+fn hm(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Evidence shown per hypothesis in the text report.
+const EVIDENCE_SHOWN: usize = 4;
+
+/// The report as text for a terminal.
+pub fn render_text(r: &Report) -> String {
+    let mut s = String::new();
+    let i = &r.incident;
+    let _ = writeln!(s, "Incident: {} [{}]", i.title, i.severity);
+    let _ = writeln!(
+        s,
+        "  reported services: {}   window: {} .. {}",
+        i.services.join(", "),
+        hm(i.window_start),
+        hm(i.window_end)
+    );
+    let _ = writeln!(s, "  bundle: {}", r.bundle);
+    let _ = writeln!(
+        s,
+        "  compared: baseline before {} (window start - {} min) vs incident until {}",
+        hm(r.analysis.baseline_end),
+        r.analysis.lead_minutes,
+        hm(r.analysis.incident_end)
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Data:");
+    for n in &r.data {
+        let status = match n.status {
+            "ok" => "ok",
+            "partial" => "PARTIAL",
+            _ => "NO DATA",
+        };
+        let _ = writeln!(s, "  {:<22} {:<8} {}", n.source, status, n.detail);
+    }
+    let _ = writeln!(s);
+    if r.hypotheses.is_empty() {
+        let _ = writeln!(
+            s,
+            "No hypothesis: no source showed a new error, a metric anomaly or a suspect change. \
+             Check the window and that the bundle holds data for it."
+        );
+        return s;
+    }
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(110)
+        .set_header(vec![
+            "#",
+            "service",
+            "category",
+            "confidence",
+            "evidence",
+            "suspect",
+        ]);
+    for h in &r.hypotheses {
+        table.add_row(vec![
+            h.rank.to_string(),
+            h.service.clone(),
+            h.category.to_string(),
+            format!("{}%", h.confidence),
+            h.evidence.join(" "),
+            h.suspect.as_ref().map(short_suspect).unwrap_or_default(),
+        ]);
+    }
+    let _ = writeln!(s, "Hypotheses (most likely first):\n{table}\n");
+    let by_id: BTreeMap<&str, &EvidenceItem> =
+        r.evidence.iter().map(|e| (e.id.as_str(), e)).collect();
+    for h in &r.hypotheses {
+        let _ = writeln!(
+            s,
+            "#{} {} / {} — confidence {}%",
+            h.rank, h.service, h.category, h.confidence
+        );
+        let _ = writeln!(s, "  {}", h.explanation);
+        let _ = writeln!(s, "  Why: {}", h.reasons.join("; "));
+        if let Some(x) = &h.suspect {
+            let _ = writeln!(s, "  Suspect change: {}", x.title);
+        }
+        let _ = writeln!(s, "  Evidence:");
+        for id in h.evidence.iter().take(EVIDENCE_SHOWN) {
+            if let Some(e) = by_id.get(id.as_str()) {
+                let at = e
+                    .observed_at
+                    .map(|t| format!(" @ {}", hm(t)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "    [{}] {}{at}: {}",
+                    e.id,
+                    serde_json::to_value(e.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    e.summary
+                );
+                let _ = writeln!(s, "         query: {}", e.query);
+            }
+        }
+        if h.evidence.len() > EVIDENCE_SHOWN {
+            let _ = writeln!(
+                s,
+                "    (+{} more: {})",
+                h.evidence.len() - EVIDENCE_SHOWN,
+                h.evidence[EVIDENCE_SHOWN..].join(" ")
+            );
+        }
+        let _ = writeln!(s, "  Remediation:");
+        for (n, step) in h.remediation.iter().enumerate() {
+            let _ = writeln!(s, "    {}. {step}", n + 1);
+        }
+        for rb in &h.runbooks {
+            let _ = writeln!(s, "    runbook: {} ({})", rb.title, rb.reference);
+        }
+        for p in &h.similar_incidents {
+            let _ = writeln!(
+                s,
+                "    seen before: {} {} (resolved: {})",
+                p.reference,
+                p.title,
+                p.resolution.as_deref().unwrap_or("?")
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let absent: Vec<&EvidenceItem> = r
+        .evidence
+        .iter()
+        .filter(|e| e.id.starts_with('A'))
+        .collect();
+    if !absent.is_empty() {
+        let _ = writeln!(s, "No data (evidence of absence):");
+        for e in absent {
+            let _ = writeln!(s, "  [{}] {}", e.id, e.summary);
+        }
+        let _ = writeln!(s);
+    }
+    let total: u64 = r.timings_ms.values().sum();
+    let _ = writeln!(
+        s,
+        "{} evidence items; analysed in {total} ms ({}). Offline analysis: confirm before acting on production.",
+        r.evidence.len(),
+        r.timings_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {v} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    s
+}
