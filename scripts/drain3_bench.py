@@ -58,17 +58,20 @@ def run(args):
     config.profiling_enabled = False
     miner = TemplateMiner(config=config)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     lines = 0
     with open(args.input, encoding="utf-8") as f:
         for line in f:
             miner.add_log_message(line.rstrip("\n"))
             lines += 1
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "lines": lines,
         "seconds": round(seconds, 3),
         "lines_per_second": round(lines / seconds),
+        "cpu_seconds": round(cpu, 3),
         "templates": len(miner.drain.clusters),
         "peak_rss_kib": peak_kib,
     }))

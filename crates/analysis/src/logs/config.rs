@@ -56,7 +56,8 @@ pub struct MinerConfig {
     /// on bytes; any non-ASCII one makes splitting char-based.
     pub extra_delimiters: Vec<char>,
     /// Merge templates that differ only where one of them already has a
-    /// variable, after mining (and periodically while streaming).
+    /// variable, in [`super::TemplateMiner::finish`] (end of a batch or of
+    /// the input; a streaming caller calls it when it reads results).
     pub merge_variable_groups: bool,
     /// With `merge_variable_groups`: templates identical but for one
     /// position holding at least this many different words are merged, that

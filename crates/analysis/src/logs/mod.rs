@@ -33,3 +33,9 @@ pub use error::LogsError;
 pub use mask::WILDCARD;
 pub use miner::{ClusterId, Template, TemplateId, TemplateMiner};
 pub use parse::{LineParser, ParseResult, Record};
+
+/// The examples of `docs/analysis.md`, compiled and run as doc tests so the
+/// page cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../../docs/analysis.md")]
+pub struct LogsDocExamples;
