@@ -27,15 +27,24 @@ fn parse_all(lines: &[String]) -> usize {
 fn bench(c: &mut Criterion) {
     let config = MinerConfig::default();
     let samples: Vec<loghub::Sample> = loghub::SYSTEMS.iter().map(|s| loghub::load(s)).collect();
-    let results: Vec<_> = samples.iter().map(|s| loghub::evaluate(s, &config)).collect();
-    println!("Loghub accuracy, default configuration:\n{}", loghub::table(&results));
+    let results: Vec<_> = samples
+        .iter()
+        .map(|s| loghub::evaluate(s, &config))
+        .collect();
+    println!(
+        "Loghub accuracy, default configuration:\n{}",
+        loghub::table(&results)
+    );
 
     let mut group = c.benchmark_group("logs_parse");
     for s in &samples {
         group.throughput(Throughput::Elements(s.content.len() as u64));
         group.bench_function(s.system, |b| b.iter(|| parse_all(&s.content)));
     }
-    let all: Vec<String> = samples.iter().flat_map(|s| s.content.iter().cloned()).collect();
+    let all: Vec<String> = samples
+        .iter()
+        .flat_map(|s| s.content.iter().cloned())
+        .collect();
     group.throughput(Throughput::Elements(all.len() as u64));
     group.bench_function("all_16k", |b| b.iter(|| parse_all(&all)));
     group.finish();
