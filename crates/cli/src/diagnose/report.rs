@@ -319,7 +319,7 @@ pub fn render_text(r: &Report) -> String {
         for p in &h.similar_incidents {
             let _ = writeln!(
                 s,
-                "    seen before: {} {} (resolved: {})",
+                "    similar past incident: {} {} (resolved: {})",
                 p.reference,
                 p.title,
                 p.resolution.as_deref().unwrap_or("?")
