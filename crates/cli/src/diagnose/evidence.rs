@@ -913,3 +913,83 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
         push(a, &db_service, item);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn known(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn key_template_keeps_the_line_that_names_the_error() {
+        let java =
+            "Reservation failed for order 42\njava.io.IOException: refused\n\tat a.B.c(B.java:1)";
+        let template =
+            "Reservation failed for order <*> java.io.IOException: refused at a.B.c(B.java:<*>)";
+        assert_eq!(
+            key_template(template, java),
+            "Reservation failed for order <*>"
+        );
+        let py =
+            "Traceback (most recent call last):\n  File \"x.py\", line 3, in f\nKeyError: 'sku'";
+        let template = "Traceback (most recent call last): File <*> line <*> in f KeyError: <*>";
+        assert_eq!(key_template(template, py), "KeyError: <*>");
+        assert_eq!(key_template("a <*> b", "a 1 b"), "a <*> b");
+    }
+
+    #[test]
+    fn template_regex_escapes_literals_and_widens_wildcards() {
+        let re = template_regex("GET /x?(y) <*> in <*>ms");
+        assert_eq!(re, r"GET\s+/x\?\(y\)\s+.*\s+in\s+.*ms");
+        let r = regex::Regex::new(&re).unwrap();
+        assert!(r.is_match("GET /x?(y)  500 in 12ms"));
+        assert!(!r.is_match("GET /x?y 500 in 12ms"));
+    }
+
+    #[test]
+    fn named_services_are_whole_words_and_not_entities() {
+        let k = known(&["checkout", "payments", "catalog", "inventory"]);
+        assert_eq!(
+            named_services("checkout", "Payment step failed: payments returned 503", &k),
+            vec!["payments"]
+        );
+        // An id after the name: a checkout, not the service.
+        assert!(named_services("payments", "authorize failed for checkout 5d2f-77", &k).is_empty());
+        // Part of a longer identifier is not a mention.
+        assert!(
+            named_services("search", "catalog_client.py failed; inventory-db down", &k).is_empty()
+        );
+        assert_eq!(
+            named_services(
+                "search",
+                "POST \"https://catalog.shop.svc:8443/v1\" failed",
+                &k
+            ),
+            vec!["catalog"]
+        );
+        // A service never names itself.
+        assert!(named_services("inventory", "inventory: store failed", &k).is_empty());
+    }
+
+    #[test]
+    fn shell_quote_survives_single_quotes() {
+        assert_eq!(shell_quote("logs/a.jsonl"), "logs/a.jsonl");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn database_service_prefers_a_known_database_name() {
+        assert_eq!(database_service(&known(&["api", "orders-db"])), "orders-db");
+        assert_eq!(database_service(&known(&["api", "postgres"])), "postgres");
+        assert_eq!(database_service(&known(&["api"])), "postgres");
+        assert_eq!(
+            service_of_application("reporting-cron", &known(&["reporting", "report"])),
+            Some("reporting".to_owned())
+        );
+        assert_eq!(service_of_application("psql", &known(&["reporting"])), None);
+    }
+}

@@ -39,8 +39,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Hypotheses reported.
-    #[arg(long, default_value_t = 5)]
-    top: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    top: u16,
     /// Minutes before the window start that the incident may have begun:
     /// logs and metrics before this are the baseline.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=1440))]
@@ -135,7 +135,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &analysis.graph,
         &HypothesisConfig::default(),
     );
-    let mut report = report::build(&inputs, &analysis, &ranked, args.top, args.lead_minutes);
+    let mut report = report::build(
+        &inputs,
+        &analysis,
+        &ranked,
+        usize::from(args.top),
+        args.lead_minutes,
+    );
     report.timings_ms.insert("load", load_ms);
     report.timings_ms.insert("analyze", analyze_ms);
     report.timings_ms.insert("rank", elapsed_ms(t));

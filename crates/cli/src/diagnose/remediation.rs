@@ -405,3 +405,27 @@ pub fn steps(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rare_shared_words_rank_a_document_first() {
+        let docs = vec![
+            (
+                "Rolling back a deploy".to_owned(),
+                "kubectl rollout undo; check errors".to_owned(),
+            ),
+            (
+                "TLS certificates and rotation".to_owned(),
+                "certificate has expired; x509 errors; renew with cert-manager".to_owned(),
+            ),
+        ];
+        let q = words("catalog network tls certificate expired errors");
+        let ranked = rank_documents(&q, &docs);
+        assert_eq!(ranked[0].0, 1);
+        // "errors" is a stop word and in both: it alone scores nothing.
+        assert!(rank_documents(&words("errors"), &docs).is_empty());
+    }
+}
