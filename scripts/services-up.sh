@@ -42,6 +42,8 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 [ -f /usr/include/postgresql/libpq-fe.h ] || need_apt+=(libpq-dev)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq >/dev/null 2>&1 || true
