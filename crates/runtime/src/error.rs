@@ -156,4 +156,13 @@ pub enum ServiceError {
     /// Telemetry could not be installed.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+    /// A part of the service's own work could not be set up from its
+    /// settings (e.g. the agent-worker's tools over a bundle).
+    #[error("cannot set up {component}: {message}")]
+    Component {
+        /// What was being set up, named as in the configuration (`tools`).
+        component: &'static str,
+        /// Why, with the key or path at fault.
+        message: String,
+    },
 }

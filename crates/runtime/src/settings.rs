@@ -455,6 +455,22 @@ impl Settings {
         deserialize_tree(&value, name)
     }
 
+    /// As [`Settings::section`], for a section a service may run without
+    /// (`Ok(None)` when it is absent; a present but malformed section is
+    /// still an error naming the key).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key that is malformed.
+    pub fn optional_section<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.raw.0.get::<config::Value>(name) {
+            Ok(value) => deserialize_tree(&value, name).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Checks every rule and reports every broken one, so an operator fixes
     /// a deployment in one pass instead of one restart per mistake.
     ///

@@ -34,3 +34,93 @@ async fn exits_0_within_5s_of_sigterm() {
 async fn configuration_errors_stop_it_naming_the_key() {
     contract::config_errors_name_the_key(BIN).await;
 }
+
+/// The worker hosts the tools: a tool call made through its registry shows
+/// on its own `/metrics`, with the tool's name as a label.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_appear_on_its_metrics() {
+    use rootcause_agent_worker::{AgentWorker, DEFAULTS};
+    use rootcause_runtime::{Settings, Shutdown, Sources};
+
+    let shared = std::env::var_os("ROOTCAUSE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.join("scenarios").is_dir())
+        .unwrap_or_else(|| "/work/shared".into());
+    let bundle = shared.join("scenarios/cart-errors-after-release");
+    let cache = std::env::temp_dir().join(format!("rc-worker-git-{}", std::process::id()));
+    let toml = format!(
+        "[service]\nport = 0\n[tools]\nbundle_dir = {:?}\ntenant = \"acme\"\ngit_cache_dir = {:?}\n",
+        bundle.display().to_string(),
+        cache.display().to_string()
+    );
+    let settings = Settings::load_from(&Sources::new(DEFAULTS).with_toml(toml)).expect("settings");
+    let worker = AgentWorker::build(settings).await.expect("build");
+    for tool in [
+        "elasticsearch_search",
+        "prometheus_query",
+        "git_log",
+        "deploy_history",
+    ] {
+        assert!(
+            worker.tools().contains(tool),
+            "{tool} not hosted: {:?}",
+            worker.tools().names()
+        );
+    }
+    let port = worker.port();
+    let tools = std::sync::Arc::clone(worker.tools());
+    let shutdown = Shutdown::new();
+    let stopper = shutdown.clone();
+    let server = tokio::spawn(async move { worker.run_until_stopped(shutdown).await });
+
+    let incident = rootcause_diagnosis::Incident::from_json(
+        &std::fs::read_to_string(bundle.join("incident.json")).expect("incident"),
+    )
+    .expect("valid incident");
+    let ctx = rootcause_tools::ToolContext::new(
+        rootcause_diagnosis::TenantId::new("acme"),
+        incident.window(),
+    );
+    let out = tools
+        .call(
+            &ctx,
+            "elasticsearch_search",
+            serde_json::json!({"level": "ERROR", "limit": 5}),
+        )
+        .await
+        .expect("tool call");
+    assert!(!format!("{out:?}").is_empty());
+    // A bad call is counted too, under its own outcome.
+    let bad = tools
+        .call(
+            &ctx,
+            "elasticsearch_search",
+            serde_json::json!({"limit": "many"}),
+        )
+        .await;
+    assert!(bad.is_err());
+
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("rootcause_tool_") && l.contains("elasticsearch_search"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("rootcause_tool_calls_total")),
+        "no tool call counter on /metrics:\n{body}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("_duration_seconds")),
+        "no tool latency histogram on /metrics:\n{body}"
+    );
+    stopper.trigger();
+    server.await.expect("join").expect("clean stop");
+    let _ = std::fs::remove_dir_all(cache);
+}
