@@ -38,65 +38,15 @@
 pub mod graph;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use graph::DependencyGraph;
 
-/// Root-cause categories; the wire names equal `rootcause_diagnosis::Category`
-/// (this crate stays free of the storage crate, so it keeps its own copy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// A code change.
-    BadDeploy,
-    /// Configuration or feature flag.
-    ConfigChange,
-    /// Memory, CPU, disk, file descriptors, connection pools.
-    ResourceExhaustion,
-    /// A downstream service or external API.
-    DependencyFailure,
-    /// Slow queries, locks, replication.
-    Database,
-    /// DNS, TLS, certificates, connectivity.
-    Network,
-    /// A traffic surge beyond provisioned capacity.
-    Capacity,
-}
-
-impl Category {
-    /// Every category.
-    pub const ALL: [Category; 7] = [
-        Self::BadDeploy,
-        Self::ConfigChange,
-        Self::ResourceExhaustion,
-        Self::DependencyFailure,
-        Self::Database,
-        Self::Network,
-        Self::Capacity,
-    ];
-
-    /// The wire name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadDeploy => "bad_deploy",
-            Self::ConfigChange => "config_change",
-            Self::ResourceExhaustion => "resource_exhaustion",
-            Self::DependencyFailure => "dependency_failure",
-            Self::Database => "database",
-            Self::Network => "network",
-            Self::Capacity => "capacity",
-        }
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Root-cause categories of the bundle format: the one definition shared
+/// with the diagnosis state, so a ranked hypothesis converts without a
+/// mapping table that could drift.
+pub use rootcause_diagnosis::Category;
 
 /// Kinds of evidence; findings of different kinds are independent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
