@@ -7,6 +7,7 @@ mod diagnose;
 mod knowledge;
 mod logs;
 mod migrate;
+mod prune;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ enum Command {
     Knowledge(knowledge::Args),
     /// Diagnose an incident bundle offline: ranked root-cause hypotheses.
     Diagnose(diagnose::Args),
+    /// Delete sent outbox rows and old idempotency records (retention).
+    Prune(prune::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(args),
         Command::Knowledge(args) => knowledge::run(args),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Prune(args) => prune::run(args),
     }
 }

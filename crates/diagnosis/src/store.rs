@@ -32,6 +32,7 @@
 pub mod append;
 pub mod cache;
 pub mod cursor;
+pub mod prune;
 pub mod read;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use crate::state::{DiagnosisState, Status};
 pub use append::{AUTO_SNAPSHOT_TAIL, append, append_with, append_with_cached, create_session};
 pub use cache::StateCache;
 pub use cursor::{CursorError, SessionCursor};
+pub use prune::{Pruned, prune};
 pub use read::{
     MAX_PAGE, events_after, load_state, replay_state, save_snapshot, session, sessions, state_at,
 };

@@ -391,3 +391,77 @@ async fn every_table_takes_and_returns_a_row() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_forgets_only_what_has_done_its_job() {
+    use rootcause_diagnosis::store::{Pruned, prune};
+    let db = TestDatabase::new().await.expect("db");
+    let mut conn = db.connect().await.expect("conn");
+    let long_ago = Utc::now() - chrono::Duration::days(30);
+    let row = |sent: bool| NewOutbox {
+        message_id: Uuid::now_v7(),
+        session_id: None,
+        exchange: "rootcause.tasks".into(),
+        routing_key: if sent { "sent".into() } else { "unsent".into() },
+        payload: serde_json::json!({}),
+        headers: serde_json::json!({}),
+    };
+    for sent in [true, true, true, false] {
+        diesel::insert_into(outbox::table)
+            .values(row(sent))
+            .execute(&mut conn)
+            .await
+            .expect("outbox");
+    }
+    diesel::update(outbox::table.filter(outbox::routing_key.eq("sent")))
+        .set(outbox::sent_at.eq(Some(long_ago)))
+        .execute(&mut conn)
+        .await
+        .expect("mark sent");
+    for (i, at) in [long_ago, long_ago, Utc::now()].into_iter().enumerate() {
+        let p = ProcessedMessageRow {
+            consumer: format!("c{i}"),
+            message_id: Uuid::now_v7(),
+            session_id: None,
+            processed_at: at,
+        };
+        diesel::insert_into(processed_messages::table)
+            .values(&p)
+            .execute(&mut conn)
+            .await
+            .expect("processed");
+    }
+    let cut = Utc::now() - chrono::Duration::days(7);
+    // Batches bound each call; a second call takes the rest.
+    assert_eq!(
+        prune(&mut conn, cut, 2).await.expect("prune"),
+        Pruned {
+            outbox_sent: 2,
+            processed_messages: 2
+        }
+    );
+    assert_eq!(
+        prune(&mut conn, cut, 2).await.expect("prune"),
+        Pruned {
+            outbox_sent: 1,
+            processed_messages: 0
+        }
+    );
+    assert_eq!(
+        prune(&mut conn, cut, 2).await.expect("prune"),
+        Pruned::default()
+    );
+    // The unsent row and the recent idempotency record stay.
+    let left: Vec<String> = outbox::table
+        .select(outbox::routing_key)
+        .load(&mut conn)
+        .await
+        .expect("left");
+    assert_eq!(left, ["unsent"]);
+    let recent: i64 = processed_messages::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(recent, 1);
+}
