@@ -99,6 +99,27 @@ impl SessionManager {
             .max(1)
     }
 
+    /// `SET key value <condition> PX ttl`: whether Redis wrote it (`NX`:
+    /// only if absent, `XX`: only if present).
+    async fn set_if<T: Serialize>(
+        &self,
+        id: ClientSessionId,
+        value: &T,
+        condition: &str,
+        operation: &'static str,
+        idempotency: Idempotency,
+    ) -> Result<bool, RealtimeError> {
+        let json = encode(value)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(id))
+            .arg(json)
+            .arg(condition)
+            .arg("PX")
+            .arg(self.ttl_millis());
+        let reply: Option<String> = self.pool.query(operation, &cmd, idempotency).await?;
+        Ok(reply.is_some())
+    }
+
     /// Stores a new session; refuses to overwrite an existing one.
     ///
     /// # Errors
@@ -109,22 +130,21 @@ impl SessionManager {
         id: ClientSessionId,
         value: &T,
     ) -> Result<(), RealtimeError> {
-        let json = encode(value)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(id))
-            .arg(json)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.ttl_millis());
         // SET NX is not idempotent: a retry after a lost reply would see our own
         // write and report "exists", so it is only retried when surely unsent.
-        let reply: Option<String> = self
-            .pool
-            .query("session.create", &cmd, Idempotency::NotIdempotent)
-            .await?;
-        match reply {
-            Some(_) => Ok(()),
-            None => Err(RealtimeError::SessionExists { id }),
+        if self
+            .set_if(
+                id,
+                value,
+                "NX",
+                "session.create",
+                Idempotency::NotIdempotent,
+            )
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RealtimeError::SessionExists { id })
         }
     }
 
@@ -163,20 +183,13 @@ impl SessionManager {
         id: ClientSessionId,
         value: &T,
     ) -> Result<(), RealtimeError> {
-        let json = encode(value)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(id))
-            .arg(json)
-            .arg("XX")
-            .arg("PX")
-            .arg(self.ttl_millis());
-        let reply: Option<String> = self
-            .pool
-            .query("session.update", &cmd, Idempotency::Idempotent)
-            .await?;
-        match reply {
-            Some(_) => Ok(()),
-            None => Err(RealtimeError::SessionNotFound { id }),
+        if self
+            .set_if(id, value, "XX", "session.update", Idempotency::Idempotent)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RealtimeError::SessionNotFound { id })
         }
     }
 

@@ -303,10 +303,12 @@ fn load_commits(
                 message: e.to_string(),
             }
         })?;
-    let commits = walk_commits(&repo).map_err(|e| InputError::Repo {
-        path: path.clone(),
-        message: e.message().to_owned(),
-    })?;
+    let commits = repo
+        .commit_history(MAX_COMMITS)
+        .map_err(|e| InputError::Repo {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     note(
         notes,
         "repo.bundle",
@@ -314,56 +316,6 @@ fn load_commits(
         format!("{} commits", commits.len()),
     );
     Ok(Some(commits))
-}
-
-/// Every commit reachable from a branch or tag, newest first, with its
-/// changed files and unified diff against its first parent (as `git log
-/// --name-only` and `git show` print them; merges carry neither, as there).
-fn walk_commits(repo: &GitRepository) -> Result<Vec<CommitInfo>, git2::Error> {
-    let r = git2::Repository::open(repo.path())?;
-    let mut walk = r.revwalk()?;
-    walk.set_sorting(git2::Sort::TIME)?;
-    for reference in r.references()?.flatten() {
-        if let Ok(c) = reference.peel_to_commit() {
-            walk.push(c.id())?;
-        }
-    }
-    let mut out = Vec::new();
-    for oid in walk.take(MAX_COMMITS) {
-        let commit = r.find_commit(oid?)?;
-        let mut files = Vec::new();
-        let mut diff_text = String::new();
-        if commit.parent_count() <= 1 {
-            let tree = commit.tree()?;
-            let parent_tree = match commit.parent(0) {
-                Ok(p) => Some(p.tree()?),
-                Err(_) => None,
-            };
-            let diff = r.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)?;
-            for delta in diff.deltas() {
-                if let Some(p) = delta.new_file().path().or_else(|| delta.old_file().path()) {
-                    files.push(p.display().to_string());
-                }
-            }
-            diff.print(git2::DiffFormat::Patch, |_, _, line| {
-                if matches!(line.origin(), '+' | '-' | ' ') {
-                    diff_text.push(line.origin());
-                }
-                diff_text.push_str(&String::from_utf8_lossy(line.content()));
-                true
-            })?;
-        }
-        out.push(CommitInfo {
-            id: commit.id().to_string(),
-            time_ms: commit.committer().when().seconds() * 1000,
-            author: commit.author().name().unwrap_or("").to_owned(),
-            message: commit.message().unwrap_or("").trim().to_owned(),
-            parents: commit.parent_ids().map(|p| p.to_string()).collect(),
-            files,
-            diff: diff_text,
-        });
-    }
-    Ok(out)
 }
 
 fn load_runbooks(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<Runbook>, InputError> {

@@ -19,6 +19,8 @@ use rootcause_diagnosis::TenantId;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use rootcause_analysis::changes::CommitInfo;
+
 use crate::error::ToolError;
 
 const SOURCE: &str = "git";
@@ -394,4 +396,64 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+impl GitRepository {
+    /// Every commit reachable from a branch or tag, newest first, with its
+    /// changed files and unified diff against its first parent (as `git log
+    /// --name-only` and `git show` print them; merges carry neither, as there),
+    /// at most `max`: the input of the change-suspect ranking.
+    ///
+    /// # Errors
+    /// [`ToolError`] when the repository cannot be read.
+    pub fn commit_history(&self, max: usize) -> Result<Vec<CommitInfo>, ToolError> {
+        self.walk_commits(max).map_err(git_err)
+    }
+
+    fn walk_commits(&self, max: usize) -> Result<Vec<CommitInfo>, git2::Error> {
+        let r = git2::Repository::open(self.path())?;
+        let mut walk = r.revwalk()?;
+        walk.set_sorting(git2::Sort::TIME)?;
+        for reference in r.references()?.flatten() {
+            if let Ok(c) = reference.peel_to_commit() {
+                walk.push(c.id())?;
+            }
+        }
+        let mut out = Vec::new();
+        for oid in walk.take(max) {
+            let commit = r.find_commit(oid?)?;
+            let mut files = Vec::new();
+            let mut diff_text = String::new();
+            if commit.parent_count() <= 1 {
+                let tree = commit.tree()?;
+                let parent_tree = match commit.parent(0) {
+                    Ok(p) => Some(p.tree()?),
+                    Err(_) => None,
+                };
+                let diff = r.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)?;
+                for delta in diff.deltas() {
+                    if let Some(p) = delta.new_file().path().or_else(|| delta.old_file().path()) {
+                        files.push(p.display().to_string());
+                    }
+                }
+                diff.print(git2::DiffFormat::Patch, |_, _, line| {
+                    if matches!(line.origin(), '+' | '-' | ' ') {
+                        diff_text.push(line.origin());
+                    }
+                    diff_text.push_str(&String::from_utf8_lossy(line.content()));
+                    true
+                })?;
+            }
+            out.push(CommitInfo {
+                id: commit.id().to_string(),
+                time_ms: commit.committer().when().seconds() * 1000,
+                author: commit.author().name().unwrap_or("").to_owned(),
+                message: commit.message().unwrap_or("").trim().to_owned(),
+                parents: commit.parent_ids().map(|p| p.to_string()).collect(),
+                files,
+                diff: diff_text,
+            });
+        }
+        Ok(out)
+    }
 }
