@@ -1,7 +1,7 @@
 # Rootcause developer entry points. `make demo` and `make test` are the two
 # commands of the README; both bring up what they need first.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/rootcause-target
-SHARED ?= $(shell for d in ../shared /work/shared; do [ -d $$d/scenarios ] && cd $$d && pwd && break; done)
+SHARED ?= $(shell for d in ../shared; do [ -d $$d/scenarios ] && cd $$d && pwd && break; done)
 export ROOTCAUSE_SHARED_DIR ?= $(SHARED)
 
 .PHONY: demo test services fmt lint migrate build

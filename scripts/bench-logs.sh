@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-1000000}
 SHARED=${ROOTCAUSE_SHARED_DIR:-$(cd .. && pwd)/shared}
-[ -d "$SHARED/data/loghub" ] || SHARED=/work/shared
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 TARGET=${CARGO_TARGET_DIR:-target}

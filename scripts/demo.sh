@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/debug}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/rootcause}
-SHARED=${ROOTCAUSE_SHARED_DIR:-/work/shared}
+SHARED=${ROOTCAUSE_SHARED_DIR:-$(cd .. && pwd)/shared}
 SCENARIO=${SCENARIO:-cart-errors-after-release}
 export BIN_DIR DATABASE_URL
 

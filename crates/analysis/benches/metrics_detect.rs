@@ -112,7 +112,8 @@ fn main() {
 
 /// Parses and analyzes every shared bundle's `metrics.om`, timed.
 fn bundles() {
-    let shared = std::env::var("ROOTCAUSE_SHARED_DIR").unwrap_or_else(|_| "/work/shared".into());
+    let shared = std::env::var("ROOTCAUSE_SHARED_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
     let Ok(entries) = std::fs::read_dir(std::path::Path::new(&shared).join("scenarios")) else {
         println!("no scenarios under {shared}; bundle timings skipped");
         return;

@@ -17,7 +17,7 @@ use rootcause_analysis::logs::{ChangeKind, DiffConfig, LogRecord, TemplateChange
 fn shared_dir() -> PathBuf {
     std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
 
 struct Rec {

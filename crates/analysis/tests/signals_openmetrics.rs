@@ -8,7 +8,8 @@ use rootcause_analysis::metrics::openmetrics;
 use rootcause_analysis::metrics::promql::{Engine, Value};
 
 fn scenarios() -> Vec<PathBuf> {
-    let shared = std::env::var("ROOTCAUSE_SHARED_DIR").unwrap_or_else(|_| "/work/shared".into());
+    let shared = std::env::var("ROOTCAUSE_SHARED_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(PathBuf::from(shared).join("scenarios"))
         .expect("scenarios directory")
         .filter_map(Result::ok)

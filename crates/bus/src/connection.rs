@@ -228,6 +228,43 @@ impl Connector {
         }
     }
 
+    /// Readiness: one round trip (a channel opened and closed) on the
+    /// connection this process uses, connecting it once (no retry) when
+    /// there is none. A check that opened its own connection would say
+    /// "ready" while the shared one is broken.
+    ///
+    /// # Errors
+    /// [`BusError::Connect`], [`BusError::Declare`] or [`BusError::Channel`].
+    pub async fn check(&self) -> Result<(), BusError> {
+        let conn = {
+            let mut current = self.inner.current.lock().await;
+            match current.as_ref() {
+                Some(conn) if conn.status().connected() => conn.clone(),
+                _ => {
+                    let conn = Arc::new(self.connect_once().await?);
+                    *current = Some(conn.clone());
+                    self.inner.generation.fetch_add(1, Ordering::SeqCst);
+                    ::metrics::counter!(metrics::CONNECTS).increment(1);
+                    conn
+                }
+            }
+        };
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|source| BusError::Channel {
+                operation: "channel.open",
+                source,
+            })?;
+        channel
+            .close(200, "readiness check done".into())
+            .await
+            .map_err(|source| BusError::Channel {
+                operation: "channel.close",
+                source,
+            })
+    }
+
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.inner.config.reconnect_min)

@@ -21,7 +21,7 @@ const ANALYSIS_TEST_TOP1: usize = 5;
 fn shared_dir() -> PathBuf {
     std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
 
 fn scenarios() -> Vec<PathBuf> {

@@ -6,8 +6,6 @@
 //! shows on `/readyz` instead of crashing the pod) and one check per
 //! dependency, each using the service's own pool.
 
-use secrecy::SecretString;
-
 use crate::error::ServiceError;
 use crate::health::{PostgresCheck, RabbitMqCheck, Readiness, RedisCheck};
 use crate::settings::Settings;
@@ -23,15 +21,16 @@ pub enum Dependency {
     RabbitMq,
 }
 
-/// The pools and URLs of the dependencies a service asked for.
+/// The pools and connectors of the dependencies a service asked for: the
+/// very ones its work uses and `/readyz` checks.
 #[derive(Clone)]
 pub struct Connections {
     /// PostgreSQL pool, when asked for.
     pub postgres: Option<rootcause_diagnosis::db::PgPool>,
     /// Redis pool, when asked for.
-    pub redis: Option<deadpool_redis::Pool>,
-    /// RabbitMQ URL, when asked for (the bus crate opens its own connection).
-    pub bus_url: Option<SecretString>,
+    pub redis: Option<rootcause_realtime::RedisPool>,
+    /// RabbitMQ connector (one AMQP connection per process), when asked for.
+    pub bus: Option<rootcause_bus::Connector>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -39,17 +38,18 @@ impl std::fmt::Debug for Connections {
         f.debug_struct("Connections")
             .field("postgres", &self.postgres.is_some())
             .field("redis", &self.redis.is_some())
-            .field("bus", &self.bus_url.is_some())
+            .field("bus", &self.bus.is_some())
             .finish()
     }
 }
 
 impl Connections {
-    /// Builds the pools for `needs` and a [`Readiness`] checking each, in
-    /// the order given.
+    /// Builds the pools and connectors for `needs` and a [`Readiness`]
+    /// checking each through them, in the order given.
     ///
     /// # Errors
-    /// [`ServiceError::Pool`] when a pool cannot be built from its settings.
+    /// [`ServiceError::Pool`] when a pool or connector cannot be built from
+    /// its settings.
     pub fn open(
         settings: &Settings,
         needs: &[Dependency],
@@ -58,7 +58,7 @@ impl Connections {
         let mut conns = Self {
             postgres: None,
             redis: None,
-            bus_url: None,
+            bus: None,
         };
         for need in needs {
             match need {
@@ -68,27 +68,44 @@ impl Connections {
                     conns.postgres = Some(pool);
                 }
                 Dependency::Redis => {
-                    let pool = settings.redis.pool()?;
+                    let pool =
+                        rootcause_realtime::RedisPool::new(&settings.redis).map_err(|e| {
+                            ServiceError::Pool {
+                                dependency: "redis",
+                                message: e.to_string(),
+                            }
+                        })?;
                     readiness = readiness.with(RedisCheck::new(pool.clone()));
                     conns.redis = Some(pool);
                 }
                 Dependency::RabbitMq => {
-                    readiness = readiness.with(RabbitMqCheck::new(settings.bus.url.clone()));
-                    conns.bus_url = Some(settings.bus.url.clone());
+                    let connector =
+                        rootcause_bus::Connector::new(settings.bus.clone()).map_err(|e| {
+                            ServiceError::Pool {
+                                dependency: "rabbitmq",
+                                message: e.to_string(),
+                            }
+                        })?;
+                    readiness = readiness.with(RabbitMqCheck::new(connector.clone()));
+                    conns.bus = Some(connector);
                 }
             }
         }
         Ok((conns, readiness))
     }
 
-    /// Closes the pools: idle connections are dropped now and later `get`s
-    /// fail, so nothing reconnects while the process exits.
-    pub fn close(&self) {
+    /// Closes the pools and the broker connection: idle connections are
+    /// dropped now and later `get`s fail, so nothing reconnects while the
+    /// process exits.
+    pub async fn close(&self) {
         if let Some(pool) = &self.postgres {
             pool.close();
         }
         if let Some(pool) = &self.redis {
             pool.close();
+        }
+        if let Some(connector) = &self.bus {
+            connector.close().await;
         }
         tracing::info!("shutdown phase 4/4: connection pools closed");
     }

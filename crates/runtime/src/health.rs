@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::telemetry::names;
@@ -195,15 +194,17 @@ impl DependencyCheck for PostgresCheck {
     }
 }
 
-/// Redis: takes a pooled connection and sends `PING`.
+/// Redis: a `PING` through the service's own [`rootcause_realtime::RedisPool`],
+/// so a pool that is closed, exhausted or misconfigured shows up as not
+/// ready even when a fresh connection would work.
 pub struct RedisCheck {
-    pool: deadpool_redis::Pool,
+    pool: rootcause_realtime::RedisPool,
 }
 
 impl RedisCheck {
     /// Checks through the service's own pool.
     #[must_use]
-    pub fn new(pool: deadpool_redis::Pool) -> Self {
+    pub fn new(pool: rootcause_realtime::RedisPool) -> Self {
         Self { pool }
     }
 }
@@ -214,33 +215,25 @@ impl DependencyCheck for RedisCheck {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            let pong: String = deadpool_redis::redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            if pong == "PONG" {
-                Ok(())
-            } else {
-                Err(format!("PING answered {pong:?}, expected \"PONG\""))
-            }
-        })
+        Box::pin(async move { self.pool.ping().await.map(drop).map_err(|e| e.to_string()) })
     }
 }
 
-/// RabbitMQ: opens an AMQP connection (TCP, protocol header, authentication,
-/// vhost) and closes it. This proves the credentials and vhost work, which a
-/// TCP connect would not.
+/// RabbitMQ: a channel opened and closed on the service's own
+/// [`rootcause_bus::Connector`] connection (connecting it first when there is
+/// none). This proves the credentials, the vhost and the topology, and a
+/// broken shared connection shows as not ready instead of being hidden by a
+/// fresh one.
 pub struct RabbitMqCheck {
-    url: SecretString,
+    connector: rootcause_bus::Connector,
 }
 
 impl RabbitMqCheck {
-    /// Checks the broker at `url` (`bus.url`).
+    /// Checks through `connector`, the one the service publishes and
+    /// consumes with.
     #[must_use]
-    pub fn new(url: SecretString) -> Self {
-        Self { url }
+    pub fn new(connector: rootcause_bus::Connector) -> Self {
+        Self { connector }
     }
 }
 
@@ -250,16 +243,6 @@ impl DependencyCheck for RabbitMqCheck {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let conn = lapin::Connection::connect(
-                self.url.expose_secret(),
-                lapin::ConnectionProperties::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            conn.close(200, "readiness check done".into())
-                .await
-                .map_err(|e| format!("connected but closing failed: {e}"))
-        })
+        Box::pin(async move { self.connector.check().await.map_err(|e| e.to_string()) })
     }
 }

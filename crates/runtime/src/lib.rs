@@ -1,18 +1,10 @@
 //! What every Rootcause service shares: configuration, telemetry, health
 //! checks, the ops HTTP server and graceful shutdown.
 //!
-//! A service's `main` is the same four steps everywhere:
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use rootcause_runtime::{ServiceDefaults, Settings, Shutdown, telemetry};
-//! let settings = Settings::load(ServiceDefaults::new("gateway", 8080))?;
-//! let _telemetry = telemetry::init(&settings.service.name, &settings.telemetry)?;
-//! let shutdown = Shutdown::new();
-//! shutdown.listen_for_signals();
-//! // let svc = Gateway::build(settings).await?; svc.run_until_stopped(shutdown).await?;
-//! # Ok(()) }
-//! ```
+//! A service implements [`Service`] and its `main` is one line,
+//! `rootcause_runtime::service::main::<Gateway>()`: the [`service`] module
+//! loads the settings, installs telemetry, opens the connections, binds the
+//! HTTP server and runs until SIGTERM.
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`] and its sections, the layered [`Sources`]
@@ -21,6 +13,7 @@
 //! - [`telemetry`]: JSON/pretty logs, OTLP traces, the Prometheus recorder;
 //! - [`health`]: real PostgreSQL, Redis and RabbitMQ readiness checks;
 //! - [`deps`]: the pools a service asks for, with their checks;
+//! - [`service`]: the skeleton every service runs in ([`Service`], [`Host`]);
 //! - [`http`]: the HTTP server with `/healthz`, `/readyz`, `/metrics`;
 //! - [`shutdown`]: the one `CancellationToken` + `TaskTracker` per service;
 //! - [`error`]: the typed errors of all of the above.
@@ -29,6 +22,7 @@ pub mod deps;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
@@ -36,6 +30,7 @@ pub mod telemetry;
 pub use deps::{Connections, Dependency};
 pub use error::{ConfigError, Problem, ServiceError, TelemetryError};
 pub use http::HttpService;
+pub use service::{Host, Service};
 pub use settings::{ServiceDefaults, Settings, Sources};
 pub use shutdown::Shutdown;
 

@@ -205,6 +205,10 @@ impl Sources {
             Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator(ENV_SEPARATOR)
                 .separator(ENV_SEPARATOR)
+                // Lists come comma-separated: ROOTCAUSE__BUS__RETRY_TIERS=1000,5000.
+                .list_separator(",")
+                .with_list_parse_key("bus.retry_tiers")
+                .try_parsing(true)
                 .source(Some(self.env.clone().into_iter().collect())),
         );
         builder
@@ -221,10 +225,11 @@ pub struct Settings {
     pub service: ServiceSettings,
     /// PostgreSQL.
     pub database: DatabaseSettings,
-    /// Redis.
-    pub redis: RedisSettings,
-    /// RabbitMQ.
-    pub bus: BusSettings,
+    /// Redis: the realtime crate's own section, so the pool `/readyz` checks
+    /// is built from the same values as the pool the service uses.
+    pub redis: rootcause_realtime::RedisSettings,
+    /// RabbitMQ: the bus crate's own section (see `rootcause_bus::BusConfig`).
+    pub bus: rootcause_bus::BusConfig,
     /// Logs, traces, metrics.
     pub telemetry: TelemetrySettings,
     /// Stopping.
@@ -271,24 +276,6 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     /// Apply pending migrations at start (development).
     pub migrate_on_start: bool,
-}
-
-/// `[redis]`: Redis.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RedisSettings {
-    /// `redis://[:pass@]host:6379/db`.
-    pub url: SecretString,
-    /// Most open connections.
-    pub pool_size: usize,
-}
-
-/// `[bus]`: RabbitMQ.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BusSettings {
-    /// `amqp://user:pass@host:5672/vhost`.
-    pub url: SecretString,
-    /// Unacknowledged deliveries a consumer may hold.
-    pub prefetch: u16,
 }
 
 /// `[telemetry]`: logs, traces, metrics.
@@ -378,16 +365,96 @@ pub const KEYS: &[KeyDoc] = &[
         expected: "redis://[:pass@]host:6379/0 (or rediss:// for TLS)",
     },
     KeyDoc {
+        key: "redis.key_prefix",
+        expected: "a prefix without whitespace, e.g. rootcause:",
+    },
+    KeyDoc {
         key: "redis.pool_size",
         expected: "an integer 1-1000",
+    },
+    KeyDoc {
+        key: "redis.connect_timeout_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.response_timeout_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.wait_timeout_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.retry_attempts",
+        expected: "an integer >= 0",
+    },
+    KeyDoc {
+        key: "redis.retry_min_delay_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.retry_max_delay_ms",
+        expected: "milliseconds >= redis.retry_min_delay_ms",
+    },
+    KeyDoc {
+        key: "redis.session_ttl_secs",
+        expected: "seconds > 0",
+    },
+    KeyDoc {
+        key: "redis.subscriber.reconnect_min_delay_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.subscriber.reconnect_max_delay_ms",
+        expected: "milliseconds >= redis.subscriber.reconnect_min_delay_ms",
+    },
+    KeyDoc {
+        key: "redis.subscriber.ping_interval_ms",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "redis.subscriber.watcher_buffer",
+        expected: "an integer > 0 (events buffered per watcher)",
     },
     KeyDoc {
         key: "bus.url",
         expected: "amqp://user:pass@host:5672/vhost (or amqps:// for TLS)",
     },
     KeyDoc {
+        key: "bus.prefix",
+        expected: "a prefix for exchange and queue names, under 100 bytes (empty in production)",
+    },
+    KeyDoc {
         key: "bus.prefetch",
         expected: "an integer 1-65535",
+    },
+    KeyDoc {
+        key: "bus.retry_tiers",
+        expected: "a strictly growing list of milliseconds, e.g. [1000, 5000, 30000, 120000]",
+    },
+    KeyDoc {
+        key: "bus.max_attempts",
+        expected: "an integer >= 1",
+    },
+    KeyDoc {
+        key: "bus.delivery_limit",
+        expected: "an integer >= 1",
+    },
+    KeyDoc {
+        key: "bus.confirm_timeout",
+        expected: "milliseconds > 0",
+    },
+    KeyDoc {
+        key: "bus.reconnect_min",
+        expected: "milliseconds > 0, <= bus.reconnect_max",
+    },
+    KeyDoc {
+        key: "bus.reconnect_max",
+        expected: "milliseconds >= bus.reconnect_min",
+    },
+    KeyDoc {
+        key: "bus.shutdown_grace",
+        expected: "milliseconds",
     },
     KeyDoc {
         key: "telemetry.log_format",
@@ -437,6 +504,21 @@ impl Settings {
     /// [`ConfigError`] naming every missing, malformed or invalid key.
     pub fn load_from(sources: &Sources) -> Result<Self, ConfigError> {
         let raw = Arc::new(sources.build()?);
+        let missing: Vec<Problem> = REQUIRED
+            .iter()
+            .filter(|key| raw.get::<config::Value>(key).is_err())
+            .map(|key| {
+                let section = key.split('.').next().unwrap_or(key);
+                if raw.get::<config::Value>(section).is_err() {
+                    Problem::new(section, "is missing: the whole section is absent")
+                } else {
+                    invalid(key, "is missing")
+                }
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(ConfigError::Invalid { problems: missing });
+        }
         let mut settings: Self = deserialize_tree(&*raw, "")?;
         settings.raw = Raw(raw);
         settings.validate()?;
@@ -532,13 +614,16 @@ impl Settings {
             "AMQP",
             false,
         );
-        range(
-            &mut p,
-            "bus.prefetch",
-            u64::from(self.bus.prefetch),
-            1,
-            u64::from(u16::MAX),
-        );
+        // The rest of [redis] and [bus] is checked by the crates that own
+        // them, so a rule lives in one place.
+        if let Err(rootcause_realtime::RealtimeError::InvalidSettings { problems }) =
+            self.redis.validate()
+        {
+            owned_problems(&mut p, problems);
+        }
+        if let Err(rootcause_bus::BusError::InvalidConfig { problems }) = self.bus.validate() {
+            owned_problems(&mut p, problems);
+        }
         let t = &self.telemetry;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&t.filter) {
             p.push(invalid(
@@ -591,6 +676,26 @@ impl Settings {
         }
     }
 }
+
+/// Adds a section owner's problems (`"redis.pool_size must be > 0"`) as
+/// keyed [`Problem`]s, skipping keys already reported here (the URLs).
+fn owned_problems(p: &mut Vec<Problem>, problems: Vec<String>) {
+    for text in problems {
+        let (key, message) = text
+            .split_once(' ')
+            .unwrap_or((text.as_str(), "is invalid"));
+        let key = key.split('[').next().unwrap_or(key);
+        if key.ends_with(".url") || p.iter().any(|known| known.key == key) {
+            continue;
+        }
+        p.push(invalid(key, message));
+    }
+}
+
+/// Keys that must be set explicitly (in `config/default.toml` or the
+/// environment): the sections' own defaults point at a local server, which
+/// in production would be a silent misconfiguration.
+const REQUIRED: &[&str] = &["database.url", "redis.url", "bus.url"];
 
 /// `key {what}; expected {form}`.
 fn invalid(key: &str, what: &str) -> Problem {
@@ -778,26 +883,6 @@ impl DatabaseSettings {
         rootcause_diagnosis::migrations::run_pending(self.url.expose_secret())
             .await
             .map_err(ServiceError::Migration)
-    }
-}
-
-impl RedisSettings {
-    /// The Redis pool these settings describe. Connections open lazily.
-    ///
-    /// # Errors
-    /// [`ServiceError::Pool`] when the URL is rejected by the driver.
-    pub fn pool(&self) -> Result<deadpool_redis::Pool, ServiceError> {
-        let err = |e: &dyn std::fmt::Display| ServiceError::Pool {
-            dependency: "redis",
-            message: e.to_string(),
-        };
-        deadpool_redis::Config::from_url(self.url.expose_secret())
-            .builder()
-            .map_err(|e| err(&e))?
-            .max_size(self.pool_size)
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .build()
-            .map_err(|e| err(&e))
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`knowledge`]: the `knowledge_search` tool, ingestion, concluded diagnoses
 //! - [`bundle`]: the incident bundle as a data source
 //! - [`toolbox`]: registering the standard tools for a bundle in one call
+//! - [`settings`]: the `[tools]` section and its defaults
 //!
 //! How to add a tool or a connector: `docs/TOOL_DEVELOPMENT.md`.
 
@@ -36,6 +37,7 @@ pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod registry;
+pub mod settings;
 pub mod sql;
 pub mod tool;
 pub mod toolbox;

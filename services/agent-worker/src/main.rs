@@ -1,31 +1,6 @@
-//! The `agent-worker` binary: load settings, install telemetry, build, run until
-//! SIGTERM. Everything else lives in the library so tests can build it.
+//! The `agent-worker` binary: everything is in the library and the runtime's
+//! service skeleton, so tests build the same service in-process.
 
-use std::process::ExitCode;
-
-use anyhow::Context as _;
-use rootcause_agent_worker::{AgentWorker, DEFAULTS};
-use rootcause_runtime::{Settings, Shutdown, exit_status, telemetry};
-
-fn main() -> ExitCode {
-    exit_status(DEFAULTS.name, run())
-}
-
-#[tokio::main]
-async fn run() -> anyhow::Result<()> {
-    let settings = Settings::load(DEFAULTS).context("loading configuration")?;
-    let telemetry = telemetry::init(&settings.service.name, &settings.telemetry)
-        .context("installing telemetry")?;
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals();
-    let service = AgentWorker::build(settings)
-        .await
-        .context("starting the agent-worker")?;
-    let result = service
-        .run_until_stopped(shutdown)
-        .await
-        .context("running the agent-worker");
-    tracing::info!(ok = result.is_ok(), "agent-worker stopped");
-    telemetry.shutdown();
-    result
+fn main() -> std::process::ExitCode {
+    rootcause_runtime::service::main::<rootcause_agent_worker::AgentWorker>()
 }

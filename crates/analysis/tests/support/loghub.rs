@@ -39,7 +39,7 @@ pub struct SystemResult {
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
 
 pub fn load(system: &'static str) -> Sample {

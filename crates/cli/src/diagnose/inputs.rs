@@ -30,7 +30,7 @@ use super::InputError;
 const MAX_COMMITS: usize = 5_000;
 
 /// The tenant a local bundle is read as (bundle backends check tenants).
-pub const LOCAL_TENANT: &str = "local";
+pub const LOCAL_TENANT: &str = rootcause_tools::settings::DEFAULT_TENANT;
 
 /// One runbook of `runbooks/*.md`.
 #[derive(Debug, Clone)]

@@ -107,7 +107,7 @@ pub enum InputError {
 }
 
 fn default_git_cache() -> PathBuf {
-    std::env::temp_dir().join("rootcause-git-cache")
+    rootcause_tools::settings::default_git_cache()
 }
 
 fn elapsed_ms(t: Instant) -> u64 {

@@ -12,5 +12,7 @@ pub fn shared_dir() -> std::path::PathBuf {
     std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(std::path::PathBuf::from)
         .filter(|p| p.join("scenarios").is_dir())
-        .unwrap_or_else(|| std::path::PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
+        })
 }

@@ -262,7 +262,9 @@ fn every_broken_rule_is_reported_at_once() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("bus.prefetch (ROOTCAUSE__BUS__PREFETCH) is 0, out of range"),
+        text.contains(
+            "bus.prefetch (ROOTCAUSE__BUS__PREFETCH) must be > 0; expected an integer 1-65535"
+        ),
         "{text}"
     );
 }
@@ -335,7 +337,8 @@ fn every_key_is_documented_with_its_variable_and_every_default_key_is_known() {
     let docs = std::fs::read_to_string(repo_root().join("docs/configuration.md"))
         .expect("docs/configuration.md");
     for k in KEYS {
-        let leaf = k.key.rsplit('.').next().expect("leaf");
+        // The key within its section, as the section's table shows it.
+        let leaf = k.key.split_once('.').expect("section.key").1;
         assert!(
             docs.contains(&format!("`{leaf}`")),
             "{} undocumented",
@@ -366,4 +369,20 @@ fn every_key_is_documented_with_its_variable_and_every_default_key_is_known() {
             );
         }
     }
+}
+
+#[test]
+fn a_list_is_read_comma_separated_from_the_environment() {
+    let s = Settings::load_from(
+        &Sources::new(TEST_SERVICE).with_env("ROOTCAUSE__BUS__RETRY_TIERS", "200,1000,4000"),
+    )
+    .expect("valid settings");
+    assert_eq!(
+        s.bus.retry_tiers,
+        [
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_millis(1000),
+            std::time::Duration::from_millis(4000)
+        ]
+    );
 }

@@ -45,7 +45,7 @@ async fn all_dependencies_up_is_ready() {
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
     assert_eq!(names, ["postgres", "redis", "rabbitmq"]);
     assert!(report.checks.iter().all(|c| c.error.is_none()));
-    conns.close();
+    conns.close().await;
 }
 
 async fn one_down(var: &str, url: String, name: &str) {
@@ -141,4 +141,34 @@ async fn only_the_asked_dependencies_are_checked() {
     assert_eq!(readiness.names(), ["rabbitmq", "postgres"]);
     assert!(conns.redis.is_none());
     assert!(conns.postgres.is_some());
+}
+
+/// `/readyz` must check the pools the service works with: a broken pool is
+/// "not ready" even though the servers are up and a fresh connection works.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_fails_when_the_services_own_pool_is_broken_though_a_fresh_connection_works() {
+    use diesel_async::AsyncConnection as _;
+
+    let s = settings_with(&[("ROOTCAUSE__DATABASE__URL", &pg_url())]);
+    let (conns, readiness) =
+        Connections::open(&s, &[Dependency::Postgres, Dependency::Redis]).expect("open");
+    let report = report_until(&readiness, |r| r.status == Status::Ready).await;
+    assert_eq!(report.status, Status::Ready, "{report:?}");
+
+    // Break the service's own pools; the servers stay up.
+    conns.postgres.as_ref().expect("postgres pool").close();
+    conns.redis.as_ref().expect("redis pool").close();
+    let report = readiness.report().await;
+    assert_eq!(report.status, Status::Unavailable, "{report:?}");
+    assert_eq!(report.failing, ["postgres", "redis"]);
+
+    // A check that opened its own connections would have said "ready".
+    diesel_async::AsyncPgConnection::establish(&pg_url())
+        .await
+        .expect("a fresh PostgreSQL connection works");
+    rootcause_realtime::RedisPool::new(&s.redis)
+        .expect("fresh pool")
+        .ping()
+        .await
+        .expect("a fresh Redis connection works");
 }

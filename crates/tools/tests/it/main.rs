@@ -21,7 +21,7 @@ pub fn shared_dir() -> PathBuf {
     std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(PathBuf::from)
         .filter(|p| p.join("scenarios").is_dir())
-        .unwrap_or_else(|| PathBuf::from("/work/shared"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
 
 /// Every scenario bundle directory, sorted.

@@ -39,13 +39,13 @@ async fn configuration_errors_stop_it_naming_the_key() {
 /// on its own `/metrics`, with the tool's name as a label.
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_calls_appear_on_its_metrics() {
-    use rootcause_agent_worker::{AgentWorker, DEFAULTS};
-    use rootcause_runtime::{Settings, Shutdown, Sources};
+    use rootcause_agent_worker::AgentWorker;
+    use rootcause_runtime::{Host, Service as _, Settings, Shutdown, Sources};
 
     let shared = std::env::var_os("ROOTCAUSE_SHARED_DIR")
         .map(std::path::PathBuf::from)
         .filter(|p| p.join("scenarios").is_dir())
-        .unwrap_or_else(|| "/work/shared".into());
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
     let bundle = shared.join("scenarios/cart-errors-after-release");
     let cache = std::env::temp_dir().join(format!("rc-worker-git-{}", std::process::id()));
     let toml = format!(
@@ -53,8 +53,9 @@ async fn tool_calls_appear_on_its_metrics() {
         bundle.display().to_string(),
         cache.display().to_string()
     );
-    let settings = Settings::load_from(&Sources::new(DEFAULTS).with_toml(toml)).expect("settings");
-    let worker = AgentWorker::build(settings).await.expect("build");
+    let settings = Settings::load_from(&Sources::new(AgentWorker::DEFAULTS).with_toml(toml))
+        .expect("settings");
+    let worker = Host::<AgentWorker>::build(settings).await.expect("build");
     for tool in [
         "elasticsearch_search",
         "prometheus_query",
@@ -62,13 +63,13 @@ async fn tool_calls_appear_on_its_metrics() {
         "deploy_history",
     ] {
         assert!(
-            worker.tools().contains(tool),
+            worker.service().tools().contains(tool),
             "{tool} not hosted: {:?}",
-            worker.tools().names()
+            worker.service().tools().names()
         );
     }
     let port = worker.port();
-    let tools = std::sync::Arc::clone(worker.tools());
+    let tools = std::sync::Arc::clone(worker.service().tools());
     let shutdown = Shutdown::new();
     let stopper = shutdown.clone();
     let server = tokio::spawn(async move { worker.run_until_stopped(shutdown).await });
