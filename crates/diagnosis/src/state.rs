@@ -469,6 +469,11 @@ pub struct AgentRun {
     pub error: Option<String>,
     /// Tokens and cost it used.
     pub usage: Usage,
+    /// When it was dispatched (the `agent_dispatched` event's time), so the
+    /// workflow can time out a task no worker answers. `None` in snapshots
+    /// written before it was recorded.
+    #[serde(default)]
+    pub dispatched_at: Option<DateTime<Utc>>,
 }
 
 /// A line in the timeline shown to the user.

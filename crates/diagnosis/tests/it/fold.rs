@@ -171,3 +171,30 @@ fn status_names_round_trip() {
     let err = "done".parse::<Status>().expect_err("unknown");
     assert!(err.contains("timed_out"), "{err}");
 }
+
+#[test]
+fn a_dispatched_task_records_when_it_was_dispatched() {
+    use crate::support::Action::*;
+    let (events, s, _) = run_live(session(), &[Dispatch(0, "q".into())]);
+    let dispatched = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::AgentDispatched { .. }))
+        .expect("dispatch event");
+    let run = s.tasks().values().next().expect("task");
+    assert_eq!(run.dispatched_at, Some(dispatched.occurred_at));
+}
+
+#[test]
+fn a_snapshot_from_before_dispatch_times_still_loads() {
+    use crate::support::Action::*;
+    let (_, s, _) = run_live(session(), &[Dispatch(0, "q".into())]);
+    let mut json = serde_json::to_value(&s).expect("to json");
+    for task in json["tasks"].as_object_mut().expect("tasks").values_mut() {
+        task.as_object_mut().expect("task").remove("dispatched_at");
+    }
+    let old: DiagnosisState = serde_json::from_value(json).expect("old snapshot");
+    assert_eq!(
+        old.tasks().values().next().expect("task").dispatched_at,
+        None
+    );
+}
