@@ -191,7 +191,7 @@ async fn recovery(store: &EventStore) -> SessionId {
     let mut workload = Workload::new();
     let mut snapshot_at_9000 = None;
     for _ in 0..(N - 1) / 333 + 1 {
-        let left = N - live.seq as usize;
+        let left = N - live.seq() as usize;
         if left == 0 {
             break;
         }
@@ -208,7 +208,7 @@ async fn recovery(store: &EventStore) -> SessionId {
             }
         }
     }
-    assert_eq!(live.seq, N as u64);
+    assert_eq!(live.seq(), N as u64);
     let snapshot_bytes = serde_json::to_vec(&live).expect("json").len();
 
     let mut replay = Vec::new();
@@ -242,7 +242,7 @@ async fn recovery(store: &EventStore) -> SessionId {
         let start = Instant::now();
         let s = store.state_at(sid, None, 5_000).await.expect("state_at");
         travel.push(start.elapsed());
-        assert_eq!(s.seq, 5_000);
+        assert_eq!(s.seq(), 5_000);
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(

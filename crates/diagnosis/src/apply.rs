@@ -286,6 +286,7 @@ impl DiagnosisState {
                         summary: None,
                         error: None,
                         usage: Usage::default(),
+                        dispatched_at: Some(at),
                     },
                 );
                 if self.status == Status::Queued {

@@ -469,6 +469,11 @@ pub struct AgentRun {
     pub error: Option<String>,
     /// Tokens and cost it used.
     pub usage: Usage,
+    /// When it was dispatched (the `agent_dispatched` event's time), so the
+    /// workflow can time out a task no worker answers. `None` in snapshots
+    /// written before it was recorded.
+    #[serde(default)]
+    pub dispatched_at: Option<DateTime<Utc>>,
 }
 
 /// A line in the timeline shown to the user.
@@ -514,55 +519,201 @@ pub struct FinalResult {
 }
 
 /// Everything a diagnosis carries. Built only by [`DiagnosisState::genesis`]
-/// and [`DiagnosisState::apply`], so it always equals a replay of its events.
+/// and [`DiagnosisState::apply`] (or read back from a snapshot of one), so it
+/// always equals a replay of its events. The fields are private so no caller
+/// can change the state without an event; read them through the accessors
+/// named like them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiagnosisState {
     /// Identity.
-    pub session_id: SessionId,
+    pub(crate) session_id: SessionId,
     /// Owner.
-    pub tenant: TenantId,
+    pub(crate) tenant: TenantId,
     /// What is being diagnosed.
-    pub incident: Incident,
+    pub(crate) incident: Incident,
     /// Workflow graph, once chosen.
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     /// Workflow position.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// Lifecycle.
-    pub status: Status,
+    pub(crate) status: Status,
     /// Status before a pause, restored on resume.
-    pub paused_from: Option<Status>,
+    pub(crate) paused_from: Option<Status>,
     /// Current round's plan.
-    pub plan: Option<Plan>,
+    pub(crate) plan: Option<Plan>,
     /// Round number (0 before the first plan).
-    pub round: u32,
+    pub(crate) round: u32,
     /// Hypotheses by id; the tree is given by `parent`.
-    pub hypotheses: BTreeMap<HypothesisId, Hypothesis>,
+    pub(crate) hypotheses: BTreeMap<HypothesisId, Hypothesis>,
     /// Hypothesis ids in the order they were added.
-    pub hypothesis_order: Vec<HypothesisId>,
+    pub(crate) hypothesis_order: Vec<HypothesisId>,
     /// Evidence in the order it was recorded.
-    pub evidence: Vec<Evidence>,
+    pub(crate) evidence: Vec<Evidence>,
     /// Agent tasks by id.
-    pub tasks: BTreeMap<TaskId, AgentRun>,
+    pub(crate) tasks: BTreeMap<TaskId, AgentRun>,
     /// Tool calls in order.
-    pub tool_calls: Vec<ToolCall>,
+    pub(crate) tool_calls: Vec<ToolCall>,
     /// Overall confidence.
-    pub confidence: Confidence,
+    pub(crate) confidence: Confidence,
     /// What the user sees as the story so far.
-    pub timeline: Vec<TimelineEntry>,
+    pub(crate) timeline: Vec<TimelineEntry>,
     /// Tokens and cost so far.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
     /// When the diagnosis must conclude.
-    pub deadline: DateTime<Utc>,
+    pub(crate) deadline: DateTime<Utc>,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     /// When the last event happened.
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
     /// Seq of the last applied event.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// The conclusion, once there is one.
-    pub result: Option<FinalResult>,
+    pub(crate) result: Option<FinalResult>,
     /// The error, when it failed.
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
+}
+
+/// Read accessors, named like the fields. They exist because the fields are
+/// private: a state changed outside the fold would no longer equal the replay
+/// of its events, and snapshots built from it would lie.
+impl DiagnosisState {
+    /// Identity of the session.
+    #[must_use]
+    pub fn session_id(&self) -> SessionId {
+        self.session_id
+    }
+
+    /// The tenant that owns it; every store query is scoped by it.
+    #[must_use]
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// What is being diagnosed.
+    #[must_use]
+    pub fn incident(&self) -> &Incident {
+        &self.incident
+    }
+
+    /// Workflow graph, once chosen (`None` until `mode_selected`).
+    #[must_use]
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode
+    }
+
+    /// Workflow position.
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Lifecycle.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Status before a pause, restored on resume.
+    #[must_use]
+    pub fn paused_from(&self) -> Option<Status> {
+        self.paused_from
+    }
+
+    /// Current round's plan.
+    #[must_use]
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// Round number (0 before the first plan).
+    #[must_use]
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// Hypotheses by id; the tree is given by `parent`.
+    #[must_use]
+    pub fn hypotheses(&self) -> &BTreeMap<HypothesisId, Hypothesis> {
+        &self.hypotheses
+    }
+
+    /// Hypothesis ids in the order they were added.
+    #[must_use]
+    pub fn hypothesis_order(&self) -> &[HypothesisId] {
+        &self.hypothesis_order
+    }
+
+    /// Evidence in the order it was recorded.
+    #[must_use]
+    pub fn evidence(&self) -> &[Evidence] {
+        &self.evidence
+    }
+
+    /// Agent tasks by id.
+    #[must_use]
+    pub fn tasks(&self) -> &BTreeMap<TaskId, AgentRun> {
+        &self.tasks
+    }
+
+    /// Tool calls in order.
+    #[must_use]
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
+    /// Overall confidence.
+    #[must_use]
+    pub fn confidence(&self) -> Confidence {
+        self.confidence
+    }
+
+    /// What the user sees as the story so far.
+    #[must_use]
+    pub fn timeline(&self) -> &[TimelineEntry] {
+        &self.timeline
+    }
+
+    /// Tokens and cost so far.
+    #[must_use]
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// When the diagnosis must conclude.
+    #[must_use]
+    pub fn deadline(&self) -> DateTime<Utc> {
+        self.deadline
+    }
+
+    /// When it was created.
+    #[must_use]
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// When the last event happened.
+    #[must_use]
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// Seq of the last applied event.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The conclusion, once there is one.
+    #[must_use]
+    pub fn result(&self) -> Option<&FinalResult> {
+        self.result.as_ref()
+    }
+
+    /// The error, when it failed.
+    #[must_use]
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
 }
 
 impl DiagnosisState {

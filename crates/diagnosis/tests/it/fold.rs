@@ -39,7 +39,7 @@ proptest! {
             .collect();
         let replayed = DiagnosisState::replay(&decoded).expect("replay");
         prop_assert_eq!(&replayed, &live);
-        prop_assert_eq!(replayed.seq, events.len() as u64);
+        prop_assert_eq!(replayed.seq(), events.len() as u64);
 
         // Snapshot at any point (through JSON, as the store keeps it) + tail.
         let k = split.index(events.len());
@@ -56,11 +56,11 @@ proptest! {
         let (events, live, _) = run_live(session(), &actions);
         let mut e = events.last().expect("at least genesis").clone();
         // Re-applying the last event (a duplicate) and skipping ahead are both refused.
-        for seq in [live.seq, live.seq + skip] {
+        for seq in [live.seq(), live.seq() + skip] {
             e.seq = seq;
             let mut s = live.clone();
             let err = s.apply(&e).expect_err("out of order");
-            prop_assert_eq!(err, ApplyError::OutOfOrder { last: live.seq, got: seq });
+            prop_assert_eq!(err, ApplyError::OutOfOrder { last: live.seq(), got: seq });
             prop_assert_eq!(&s, &live);
         }
     }
@@ -85,7 +85,7 @@ fn rejected_actions_are_exercised() {
     let (events, state, rejected) = run_live(session(), &actions);
     assert_eq!(rejected, 4);
     assert_eq!(events.len(), 1 + 6);
-    assert_eq!(state.status, rootcause_diagnosis::Status::Completed);
+    assert_eq!(state.status(), rootcause_diagnosis::Status::Completed);
 }
 
 #[test]
@@ -132,13 +132,13 @@ fn event_for_another_session_is_refused() {
 fn pause_resume_restores_the_previous_status() {
     use crate::support::Action::*;
     let (_, s, _) = run_live(session(), &[Pause]);
-    assert_eq!(s.status, rootcause_diagnosis::Status::Paused);
+    assert_eq!(s.status(), rootcause_diagnosis::Status::Paused);
     let (_, s, _) = run_live(session(), &[Pause, Resume]);
-    assert_eq!(s.status, rootcause_diagnosis::Status::Queued);
+    assert_eq!(s.status(), rootcause_diagnosis::Status::Queued);
     let (_, s, _) = run_live(session(), &[Dispatch(0, "q".into()), Pause, Resume]);
-    assert_eq!(s.status, rootcause_diagnosis::Status::Running);
+    assert_eq!(s.status(), rootcause_diagnosis::Status::Running);
     let (_, s, _) = run_live(session(), &[Dispatch(0, "q".into()), Conclude(3)]);
-    assert_eq!(s.status, rootcause_diagnosis::Status::TimedOut);
+    assert_eq!(s.status(), rootcause_diagnosis::Status::TimedOut);
 }
 
 #[test]
@@ -153,10 +153,10 @@ fn usage_totals_sum_over_tasks() {
             Complete(1, 50, 5),
         ],
     );
-    assert_eq!(s.usage.input_tokens, 150);
-    assert_eq!(s.usage.output_tokens, 15);
-    assert_eq!(s.usage.cost_micros, 150 * 3 + 15 * 15);
-    let per_task: u64 = s.tasks.values().map(|t| t.usage.input_tokens).sum();
+    assert_eq!(s.usage().input_tokens, 150);
+    assert_eq!(s.usage().output_tokens, 15);
+    assert_eq!(s.usage().cost_micros, 150 * 3 + 15 * 15);
+    let per_task: u64 = s.tasks().values().map(|t| t.usage.input_tokens).sum();
     assert_eq!(per_task, 150);
 }
 
@@ -170,4 +170,31 @@ fn status_names_round_trip() {
     }
     let err = "done".parse::<Status>().expect_err("unknown");
     assert!(err.contains("timed_out"), "{err}");
+}
+
+#[test]
+fn a_dispatched_task_records_when_it_was_dispatched() {
+    use crate::support::Action::*;
+    let (events, s, _) = run_live(session(), &[Dispatch(0, "q".into())]);
+    let dispatched = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::AgentDispatched { .. }))
+        .expect("dispatch event");
+    let run = s.tasks().values().next().expect("task");
+    assert_eq!(run.dispatched_at, Some(dispatched.occurred_at));
+}
+
+#[test]
+fn a_snapshot_from_before_dispatch_times_still_loads() {
+    use crate::support::Action::*;
+    let (_, s, _) = run_live(session(), &[Dispatch(0, "q".into())]);
+    let mut json = serde_json::to_value(&s).expect("to json");
+    for task in json["tasks"].as_object_mut().expect("tasks").values_mut() {
+        task.as_object_mut().expect("task").remove("dispatched_at");
+    }
+    let old: DiagnosisState = serde_json::from_value(json).expect("old snapshot");
+    assert_eq!(
+        old.tasks().values().next().expect("task").dispatched_at,
+        None
+    );
 }

@@ -201,8 +201,8 @@ async fn eight_concurrent_writers_leave_no_gap_and_no_duplicate() {
     }
     // And the log folds.
     let state = store.replay_state(sid, None).await.expect("replay");
-    assert_eq!(state.seq, summary.last_seq);
-    assert_eq!(state.timeline.len(), 2 + WRITERS * EACH);
+    assert_eq!(state.seq(), summary.last_seq);
+    assert_eq!(state.timeline().len(), 2 + WRITERS * EACH);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,9 +231,9 @@ async fn decisions_under_the_lock_see_every_earlier_append() {
                         Ok::<_, StoreError>(Decision {
                             events: vec![NewEvent::now(EventKind::ConfidenceChanged {
                                 confidence: Confidence::saturating(
-                                    i64::from(state.confidence.get()) + 1,
+                                    i64::from(state.confidence().get()) + 1,
                                 ),
-                                reason: format!("after seq {}", state.seq),
+                                reason: format!("after seq {}", state.seq()),
                             })],
                             ..Decision::default()
                         })
@@ -249,8 +249,8 @@ async fn decisions_under_the_lock_see_every_earlier_append() {
         t.await.expect("writer");
     }
     let state = store.load_state(sid, None).await.expect("load");
-    assert_eq!(state.confidence.get() as usize, WRITERS * EACH);
-    assert_eq!(state.seq, 1 + (WRITERS * EACH) as u64);
+    assert_eq!(state.confidence().get() as usize, WRITERS * EACH);
+    assert_eq!(state.seq(), 1 + (WRITERS * EACH) as u64);
 }
 
 /// Builds a session of exactly `n` events through `append_with` in batches
@@ -294,7 +294,7 @@ async fn build_session(store: &EventStore, n: usize) -> (SessionId, DiagnosisSta
 async fn recovery_agrees(n: usize) {
     let (_db, store) = setup(2).await;
     let (sid, live) = build_session(&store, n).await;
-    assert_eq!(live.seq, n as u64);
+    assert_eq!(live.seq(), n as u64);
     let summary = store.session(sid, None).await.expect("session");
     assert_eq!(summary.last_seq, n as u64);
     assert!(
@@ -308,7 +308,7 @@ async fn recovery_agrees(n: usize) {
     let replayed = store.replay_state(sid, None).await.expect("full replay");
     assert_eq!(from_snapshot, replayed);
     assert_eq!(replayed, live);
-    assert_eq!(summary.status, live.status);
+    assert_eq!(summary.status, live.status());
     // The mix of kinds really is varied.
     let kinds: std::collections::BTreeSet<&str> = all_events(&store, sid)
         .await
@@ -433,7 +433,7 @@ async fn starting_the_same_diagnosis_twice_creates_one_session() {
         .await
         .expect("create");
     assert_eq!(
-        first.appended().expect("created").state.status,
+        first.appended().expect("created").state.status(),
         Status::Queued
     );
     let again = store
@@ -643,12 +643,17 @@ async fn snapshots_only_move_forward() {
     assert_eq!(store.load_state(sid, None).await.expect("load"), at(31));
 
     // A session that does not exist, or the state of another tenant.
-    let mut stranger = at(25);
-    stranger.session_id = SessionId::new();
+    // The fields are private, so forge the states the way a bad snapshot
+    // would: through their JSON.
+    let forged = |state: DiagnosisState, field: &str, value: serde_json::Value| {
+        let mut json = serde_json::to_value(state).expect("to json");
+        json[field] = value;
+        serde_json::from_value::<DiagnosisState>(json).expect("from json")
+    };
+    let stranger = forged(at(25), "session_id", serde_json::json!(SessionId::new()));
     let err = store.save_snapshot(&stranger).await.expect_err("unknown");
     assert!(err.is_not_found());
-    let mut other_tenant = at(31);
-    other_tenant.tenant = TenantId::new("globex");
+    let other_tenant = forged(at(31), "tenant", serde_json::json!(TenantId::new("globex")));
     assert!(
         store
             .save_snapshot(&other_tenant)
@@ -946,7 +951,7 @@ async fn a_cached_state_catches_up_with_other_writers_and_rollbacks() {
         .appended()
         .expect("applied");
     check(&c.events, Some(&c.state));
-    assert_eq!(c.state.seq, 15);
+    assert_eq!(c.state.seq(), 15);
 
     // Inside a transaction that rolls back, the cache is not refilled with
     // the state that never committed.
@@ -965,7 +970,7 @@ async fn a_cached_state_catches_up_with_other_writers_and_rollbacks() {
                 .await?
                 .appended()
                 .expect("applied");
-            assert_eq!(c.state.seq, 18);
+            assert_eq!(c.state.seq(), 18);
             Err(StoreError::NotFound {
                 what: "a reason to roll back",
             })

@@ -128,15 +128,15 @@ pub fn created(session_id: SessionId) -> DiagnosisEvent {
     }
 }
 
-/// Turns an action into an event for `state` (seq = state.seq + 1 unless BadSeq).
+/// Turns an action into an event for `state` (seq = `state.seq() + 1` unless BadSeq).
 pub fn event_for(state: &DiagnosisState, action: &Action, ids: &mut Ids) -> DiagnosisEvent {
-    let tasks: Vec<TaskId> = state.tasks.keys().copied().collect();
-    let evidence: Vec<EvidenceId> = state.evidence.iter().map(|e| e.id).collect();
-    let hyps: Vec<HypothesisId> = state.hypothesis_order.clone();
-    let calls: Vec<EventId> = state.tool_calls.iter().map(|c| c.call_id).collect();
+    let tasks: Vec<TaskId> = state.tasks().keys().copied().collect();
+    let evidence: Vec<EvidenceId> = state.evidence().iter().map(|e| e.id).collect();
+    let hyps: Vec<HypothesisId> = state.hypothesis_order().to_vec();
+    let calls: Vec<EventId> = state.tool_calls().iter().map(|c| c.call_id).collect();
     let fallback_task = TaskId(Uuid::from_u128(7));
     let task = |i| pick(&tasks, i).unwrap_or(fallback_task);
-    let mut seq = state.seq + 1;
+    let mut seq = state.seq() + 1;
     let mut parent_id = None;
     let kind = match action {
         Action::SelectMode(complex) => EventKind::ModeSelected {
@@ -149,7 +149,7 @@ pub fn event_for(state: &DiagnosisState, action: &Action, ids: &mut Ids) -> Diag
         },
         Action::Plan(n) => EventKind::PlanMade {
             plan: Plan {
-                round: state.round + 1,
+                round: state.round() + 1,
                 rationale: "look around".into(),
                 steps: (0..*n)
                     .map(|k| PlanStep {
@@ -197,7 +197,7 @@ pub fn event_for(state: &DiagnosisState, action: &Action, ids: &mut Ids) -> Diag
         Action::ToolResult(i, ok) => {
             parent_id = pick(&calls, *i);
             let task_id = parent_id
-                .and_then(|p| state.tool_calls.iter().find(|c| c.call_id == p))
+                .and_then(|p| state.tool_calls().iter().find(|c| c.call_id == p))
                 .map_or(fallback_task, |c| c.task_id);
             EventKind::ToolResult {
                 task_id,
@@ -281,16 +281,16 @@ pub fn event_for(state: &DiagnosisState, action: &Action, ids: &mut Ids) -> Diag
         },
         Action::BadSeq(d) => {
             seq = if *d % 2 == 0 {
-                state.seq + 2 + u64::from(*d)
+                state.seq() + 2 + u64::from(*d)
             } else {
-                state.seq
+                state.seq()
             };
             EventKind::Resumed
         }
     };
     DiagnosisEvent {
         id: EventId(ids.next()),
-        session_id: state.session_id,
+        session_id: state.session_id(),
         seq,
         parent_id,
         occurred_at: t0() + Duration::seconds(i64::try_from(seq).unwrap_or(0)),

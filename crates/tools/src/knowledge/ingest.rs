@@ -226,18 +226,18 @@ pub async fn record_concluded_diagnosis(
     conn: &mut AsyncPgConnection,
     state: &DiagnosisState,
 ) -> Result<bool, ToolError> {
-    let Some(result) = &state.result else {
+    let Some(result) = state.result() else {
         return Ok(false);
     };
     let top = result
         .ranked
         .as_slice()
         .first()
-        .and_then(|id| state.hypotheses.get(id));
+        .and_then(|id| state.hypotheses().get(id));
     let mut body = format!(
         "Symptoms: {}\nServices: {}\nConclusion: {}",
-        state.incident.description(),
-        state.incident.services().join(", "),
+        state.incident().description(),
+        state.incident().services().join(", "),
         result.summary
     );
     if let Some(h) = top {
@@ -262,19 +262,19 @@ pub async fn record_concluded_diagnosis(
         }
     }
     let metadata = json!({
-        "session_id": state.session_id.0,
+        "session_id": state.session_id().0,
         "confidence": result.confidence.get(),
         "reason": result.reason,
         "service": top.map(|h| h.service.clone()),
         "category": top.map(|h| h.category.as_str()),
-        "window": state.incident.window(),
+        "window": state.incident().window(),
     });
     upsert_document(
         conn,
-        &state.tenant,
+        state.tenant(),
         KnowledgeKind::Diagnosis,
-        &state.session_id.0.to_string(),
-        state.incident.title(),
+        &state.session_id().0.to_string(),
+        state.incident().title(),
         &body,
         &metadata,
     )

@@ -277,14 +277,34 @@ async fn concluded_diagnoses_become_searchable() {
         refuting: Vec::new(),
         remediation: vec!["cmctl renew catalog-tls".to_owned()],
     };
-    state.hypothesis_order.push(h.id);
-    state.hypotheses.insert(h.id, h.clone());
-    state.result = Some(FinalResult {
-        summary: "Expired TLS certificate on catalog".to_owned(),
-        ranked: vec![h.id],
-        confidence: Confidence::saturating(90),
-        reason: ConclusionReason::Confident,
-    });
+    // The state changes only through events, as the orchestrator's would.
+    let next = |seq: u64, kind: EventKind| DiagnosisEvent {
+        id: EventId::new(),
+        session_id,
+        seq,
+        parent_id: None,
+        occurred_at: Utc::now(),
+        kind,
+    };
+    let added = next(
+        state.seq() + 1,
+        EventKind::HypothesisAdded {
+            hypothesis: h.clone(),
+        },
+    );
+    state.apply(&added).unwrap();
+    let concluded = next(
+        state.seq() + 1,
+        EventKind::Concluded {
+            result: FinalResult {
+                summary: "Expired TLS certificate on catalog".to_owned(),
+                ranked: vec![h.id],
+                confidence: Confidence::saturating(90),
+                reason: ConclusionReason::Confident,
+            },
+        },
+    );
+    state.apply(&concluded).unwrap();
     assert!(record_concluded_diagnosis(&mut conn, &state).await.unwrap());
     assert!(
         record_concluded_diagnosis(&mut conn, &state).await.unwrap(),
