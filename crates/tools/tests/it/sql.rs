@@ -273,7 +273,10 @@ async fn writes_multiple_statements_and_smuggled_sql_are_refused_and_nothing_cha
             )
             .await
             .unwrap_err();
-        assert!(refused(&err) && err.to_string().contains(name), "{sql}: {err:?}");
+        assert!(
+            refused(&err) && err.to_string().contains(name),
+            "{sql}: {err:?}"
+        );
         unchanged(&mut conn).await;
     }
 
