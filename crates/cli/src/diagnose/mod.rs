@@ -106,8 +106,22 @@ pub enum InputError {
     },
 }
 
+/// The user's own cache directory (`$XDG_CACHE_HOME` or `~/.cache`), not a
+/// shared `/tmp` another local user could pre-create; the temporary
+/// directory only when neither is set.
 fn default_git_cache() -> PathBuf {
-    std::env::temp_dir().join("rootcause-git-cache")
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .map_or_else(
+            || std::env::temp_dir().join("rootcause-git-cache"),
+            |cache| cache.join("rootcause").join("git"),
+        )
 }
 
 fn elapsed_ms(t: Instant) -> u64 {
