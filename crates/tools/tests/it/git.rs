@@ -629,3 +629,24 @@ fn bundle_header_line_over_the_cap_is_refused() {
         "unexpected error: {err}"
     );
 }
+
+#[test]
+fn git_fetch_errors_and_debug_do_not_print_the_url_token() {
+    let cache = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 locally: the fetch fails and libgit2's
+    // message may quote the URL.
+    let url = "http://x-access-token:ghs_Fetch7oken9s3cret@127.0.0.1:9/acme/shop.git";
+    let err =
+        GitRepository::clone_remote(url, None, cache.path(), TenantId::new("acme")).unwrap_err();
+    let shown = format!("{err} {err:?} {}", err.to_model_json());
+    assert!(!shown.contains("ghs_Fetch7oken9s3cret"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1"),
+        "the error still names the server: {shown}"
+    );
+    let origin = rootcause_tools::code::GitOrigin::Remote {
+        url: url.to_owned(),
+        credentials: None,
+    };
+    assert!(!format!("{origin:?}").contains("ghs_Fetch7oken9s3cret"));
+}
