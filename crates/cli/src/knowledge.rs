@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use rootcause_diagnosis::TenantId;
 use rootcause_tools::knowledge::{IngestReport, ingest_past_incidents, ingest_runbooks};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Arguments of `rootcause knowledge`.
 #[derive(Debug, clap::Args)]
@@ -40,9 +41,10 @@ struct IngestArgs {
     #[arg(
         long,
         env = "ROOTCAUSE__DATABASE__URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/rootcause"
     )]
-    database_url: String,
+    database_url: SecretString,
 }
 
 /// Runs the subcommand.
@@ -68,12 +70,14 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<(IngestReport, Option<Inges
     );
     let tenant = TenantId::new(args.tenant.trim());
     anyhow::ensure!(!tenant.as_str().is_empty(), "--tenant must not be blank");
-    let pool = rootcause_diagnosis::db::pool(&args.database_url, 1)
+    let pool = rootcause_diagnosis::db::pool(args.database_url.expose_secret(), 1)
         .context("building the database pool")?;
-    let mut conn = pool
-        .get()
-        .await
-        .with_context(|| format!("connecting to {}", redact(&args.database_url)))?;
+    let mut conn = pool.get().await.with_context(|| {
+        format!(
+            "connecting to {}",
+            rootcause_redact::url(args.database_url.expose_secret())
+        )
+    })?;
     let runbooks = ingest_runbooks(&mut conn, &tenant, &args.runbooks)
         .await
         .with_context(|| format!("ingesting runbooks from {}", args.runbooks.display()))?;
@@ -92,17 +96,6 @@ fn print_report(what: &str, r: &IngestReport) {
     println!("{} {what}(s) ingested", r.upserted);
     for s in &r.skipped {
         println!("  skipped: {s}");
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -8,6 +8,8 @@ mod knowledge;
 mod logs;
 mod migrate;
 mod prune;
+mod redact;
+mod sql;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,10 @@ enum Command {
     Diagnose(diagnose::Args),
     /// Delete sent outbox rows and old idempotency records (retention).
     Prune(prune::Args),
+    /// Check free-form SQL against the diagnostics guard.
+    Sql(sql::Args),
+    /// Print text (a file or stdin) as it would reach a model, secrets redacted.
+    Redact(redact::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +47,12 @@ fn main() -> anyhow::Result<()> {
         Command::Knowledge(args) => knowledge::run(args),
         Command::Diagnose(args) => diagnose::run(args),
         Command::Prune(args) => prune::run(args),
+        Command::Sql(args) => {
+            if !sql::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Redact(args) => redact::run(args),
     }
 }

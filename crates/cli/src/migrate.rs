@@ -4,6 +4,7 @@
 //! twice is a no-op; `--revert-all` rolls everything back (development only).
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Arguments of `rootcause migrate`.
 #[derive(Debug, clap::Args)]
@@ -12,9 +13,10 @@ pub struct Args {
     #[arg(
         long,
         env = "ROOTCAUSE__DATABASE__URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/rootcause"
     )]
-    database_url: String,
+    database_url: SecretString,
     /// Create the database first when it does not exist.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     create_database: bool,
@@ -31,24 +33,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         if args.create_database {
-            rootcause_diagnosis::migrations::create_database_if_missing(&args.database_url)
-                .await
-                .with_context(|| {
-                    format!("creating the database of {}", redact(&args.database_url))
-                })?;
+            rootcause_diagnosis::migrations::create_database_if_missing(
+                args.database_url.expose_secret(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "creating the database of {}",
+                    rootcause_redact::url(args.database_url.expose_secret())
+                )
+            })?;
         }
         if args.revert_all {
-            let reverted = rootcause_diagnosis::migrations::revert_all(&args.database_url)
-                .await
-                .context("reverting migrations")?;
+            let reverted =
+                rootcause_diagnosis::migrations::revert_all(args.database_url.expose_secret())
+                    .await
+                    .context("reverting migrations")?;
             println!("reverted {} migration(s)", reverted.len());
             for v in reverted {
                 println!("  - {v}");
             }
         } else {
-            let applied = rootcause_diagnosis::migrations::run_pending(&args.database_url)
-                .await
-                .with_context(|| format!("migrating {}", redact(&args.database_url)))?;
+            let applied =
+                rootcause_diagnosis::migrations::run_pending(args.database_url.expose_secret())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "migrating {}",
+                            rootcause_redact::url(args.database_url.expose_secret())
+                        )
+                    })?;
             if applied.is_empty() {
                 println!("database is up to date");
             } else {
@@ -60,15 +74,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }

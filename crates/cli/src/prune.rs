@@ -6,6 +6,7 @@
 
 use anyhow::Context;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Arguments of `rootcause prune`.
 #[derive(Debug, clap::Args)]
@@ -14,9 +15,10 @@ pub struct Args {
     #[arg(
         long,
         env = "ROOTCAUSE__DATABASE__URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/rootcause"
     )]
-    database_url: String,
+    database_url: SecretString,
     /// Keep rows younger than this many days. Idempotency records must
     /// outlive any redelivery of their message, so keep days, not hours.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
@@ -33,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let mut conn = AsyncPgConnection::establish(&args.database_url)
+        let mut conn = AsyncPgConnection::establish(args.database_url.expose_secret())
             .await
             .context(
                 "connecting to PostgreSQL (check --database-url / ROOTCAUSE__DATABASE__URL)",

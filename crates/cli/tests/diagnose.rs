@@ -421,3 +421,46 @@ fn bad_input_exits_2_naming_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn a_non_utf8_byte_in_a_log_file_is_reported_and_the_file_still_diagnosed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write(
+        &dir.join("incident.json"),
+        &incident("2026-03-01T13:55:00Z", "2026-03-01T14:00:00Z"),
+    );
+    logs(&dir);
+    let billing = dir.join("logs/billing.jsonl");
+    let mut bytes = std::fs::read(&billing).unwrap();
+    bytes.extend_from_slice(
+        b"{\"@timestamp\": \"2026-03-01T13:59:00.000Z\", \"service.name\": \"billing\", \
+          \"log.level\": \"WARN\", \"message\": \"caf\xe9 latin-1 byte\"}\n",
+    );
+    std::fs::write(&billing, bytes).unwrap();
+    let r = report(&dir, &tmp.path().join("git"));
+    let logs_note = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["source"] == "logs/")
+        .unwrap();
+    assert_eq!(logs_note["status"], "partial", "{logs_note}");
+    assert!(
+        logs_note["detail"]
+            .as_str()
+            .unwrap()
+            .contains("logs/billing.jsonl (1 lines"),
+        "{logs_note}"
+    );
+    // The file is not hidden: billing's exception is still found.
+    assert!(
+        r["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "log" && e["service"] == "billing"),
+        "{}",
+        r["evidence"]
+    );
+}

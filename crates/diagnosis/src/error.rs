@@ -41,6 +41,33 @@ pub enum IncidentError {
         /// Index of the empty entry.
         index: usize,
     },
+    /// A text field holds a NUL character, which PostgreSQL text cannot
+    /// store: refused here rather than failing later at insert.
+    #[error("{field} contains a NUL character (\\u0000); remove it")]
+    ContainsNul {
+        /// The field, as spelled in `incident.json` (`labels.team`).
+        field: String,
+    },
+    /// A text field is longer than its limit.
+    #[error("{field} is {len} characters long; the limit is {max}")]
+    TooLong {
+        /// The field.
+        field: String,
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A list or map has more entries than its limit.
+    #[error("{field} has {count} entries; the limit is {max}")]
+    TooMany {
+        /// The field.
+        field: String,
+        /// How many were given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The JSON could not be read as an incident.
     #[error("incident JSON is malformed at {path}: {message}")]
     Json {
@@ -61,6 +88,9 @@ impl IncidentError {
             Self::WindowInverted { .. } | Self::WindowTooLong { .. } => "window",
             Self::EmptyService { .. } => "services",
             Self::Json { path, .. } => path,
+            Self::ContainsNul { field }
+            | Self::TooLong { field, .. }
+            | Self::TooMany { field, .. } => field,
         }
     }
 }

@@ -17,6 +17,33 @@ use crate::error::IncidentError;
 /// query slow and the baseline meaningless.
 pub const MAX_WINDOW: Duration = Duration::days(7);
 
+/// Longest title, in characters (a one-line summary).
+pub const MAX_TITLE_CHARS: usize = 500;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+/// Longest service name, environment, label key or label value.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest label value, in characters.
+pub const MAX_LABEL_VALUE_CHARS: usize = 2_000;
+/// Most services and most labels an incident may carry.
+pub const MAX_ENTRIES: usize = 100;
+
+/// Refuses a NUL and text over `max` characters in `field`.
+fn check_text(field: impl Fn() -> String, text: &str, max: usize) -> Result<(), IncidentError> {
+    if text.contains('\0') {
+        return Err(IncidentError::ContainsNul { field: field() });
+    }
+    let len = text.chars().count();
+    if len > max {
+        return Err(IncidentError::TooLong {
+            field: field(),
+            len,
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// How bad the incident is, as the reporter or the alert says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,6 +229,36 @@ impl Incident {
         if let Some(i) = raw.services.iter().position(|s| s.trim().is_empty()) {
             return Err(IncidentError::EmptyService { index: i });
         }
+        check_text(|| "title".to_owned(), &title, MAX_TITLE_CHARS)?;
+        check_text(
+            || "description".to_owned(),
+            &raw.description,
+            MAX_DESCRIPTION_CHARS,
+        )?;
+        check_text(
+            || "environment".to_owned(),
+            &raw.environment,
+            MAX_NAME_CHARS,
+        )?;
+        for (field, count) in [
+            ("services", raw.services.len()),
+            ("labels", raw.labels.len()),
+        ] {
+            if count > MAX_ENTRIES {
+                return Err(IncidentError::TooMany {
+                    field: field.to_owned(),
+                    count,
+                    max: MAX_ENTRIES,
+                });
+            }
+        }
+        for (i, s) in raw.services.iter().enumerate() {
+            check_text(|| format!("services[{i}]"), s, MAX_NAME_CHARS)?;
+        }
+        for (k, v) in &raw.labels {
+            check_text(|| "labels".to_owned(), k, MAX_NAME_CHARS)?;
+            check_text(|| format!("labels.{k}"), v, MAX_LABEL_VALUE_CHARS)?;
+        }
         Ok(Self {
             title,
             description: raw.description,
@@ -225,6 +282,12 @@ impl Incident {
                 path,
                 message: e.to_string(),
             })?;
+        // One document only: text after it (a second object, a stray `}`)
+        // means the file is not what the reporter thinks it is.
+        de.end().map_err(|e| IncidentError::Json {
+            path: ".".to_owned(),
+            message: format!("unexpected text after the incident object: {e}"),
+        })?;
         Self::try_new(raw)
     }
 

@@ -1,8 +1,16 @@
 //! Redaction of secrets before any text leaves for a provider.
 //!
 //! Rules run in a fixed order (private keys, URL credentials, JWTs, vendor
-//! API keys, authorization headers, `key=value` secrets, e-mail addresses,
-//! then configured extra patterns). Each secret becomes a placeholder like
+//! API keys, bare cloud secret keys, authorization and cookie headers, SQL
+//! and command-line passwords, `key=value` secrets, e-mail addresses, then
+//! configured extra patterns). They follow the rule classes of gitleaks and
+//! detect-secrets: vendor prefixes where a format has one, secret-like keys
+//! (`*PASS*`, `*SECRET*`, `*TOKEN*`) with any quoting, including the
+//! JSON-escaped `\"` that tool results carry, and an entropy check where a
+//! key is only weakly secret-like. A check on each captured value keeps
+//! prose intact ("token validation failed" is not a token). Rules run on
+//! text as it is sent: tool results are JSON text, so a quote in a log line
+//! arrives as `\"`. Each secret becomes a placeholder like
 //! `[REDACTED_API_KEY_3f9a1c2b]`, where the suffix is an HMAC-SHA256 of the
 //! secret keyed by the diagnosis: the same secret always gets the same
 //! placeholder within a diagnosis (in every process, so the model can still
@@ -42,12 +50,120 @@ impl Default for RedactionSettings {
     }
 }
 
+/// What a captured value must look like to be redacted: the check that
+/// keeps prose ("token validation failed", "password: changed") intact
+/// while every credential-shaped value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Anything non-empty (the pattern itself is specific enough).
+    Any,
+    /// Not an obvious non-secret: a boolean, `null`, a bare small number,
+    /// a `$VAR` or `{{ template }}` reference, a mask.
+    NotTrivial,
+    /// [`Check::NotTrivial`], 6+ characters and shaped like a credential:
+    /// a digit, a symbol or mixed case (an English word is not).
+    SecretLike,
+    /// 16+ characters with high Shannon entropy (random-looking): for values
+    /// after keys that are only weakly secret-like (`*_key`, `signature`).
+    HighEntropy,
+    /// A bare cloud secret: exactly 40 base64 characters (AWS secret access
+    /// key) or 88 ending in `==` (Azure storage key), mixed case and digits,
+    /// high entropy.
+    CloudKey,
+}
+
+fn shannon_entropy(s: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let total = n as f64;
+    counts
+        .values()
+        .map(|&k| {
+            #[allow(clippy::cast_precision_loss)]
+            let p = k as f64 / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn not_trivial(v: &str) -> bool {
+    let lower = v.trim().to_ascii_lowercase();
+    !(lower.len() < 3
+        || matches!(
+            lower.as_str(),
+            "true"
+                | "false"
+                | "null"
+                | "none"
+                | "nil"
+                | "yes"
+                | "no"
+                | "on"
+                | "off"
+                | "undefined"
+                | "empty"
+                | "redacted"
+                | "required"
+                | "optional"
+                | "string"
+                | "hidden"
+                | "masked"
+                | "unset"
+                | "default"
+                | "changeme_not_set"
+        )
+        || lower.chars().all(|c| c == '*' || c == 'x' || c == '.')
+        || (lower.chars().all(|c| c.is_ascii_digit()) && lower.len() < 6)
+        || lower.starts_with('$')
+        || lower.starts_with("{{")
+        || lower.starts_with("%("))
+}
+
+impl Check {
+    fn passes(self, v: &str) -> bool {
+        match self {
+            Self::Any => !v.is_empty(),
+            Self::NotTrivial => not_trivial(v),
+            Self::SecretLike => {
+                let digit = v.chars().any(|c| c.is_ascii_digit());
+                let symbol = v
+                    .chars()
+                    .any(|c| !c.is_alphanumeric() && !c.is_whitespace());
+                let upper = v.chars().any(char::is_uppercase);
+                let lower = v.chars().any(char::is_lowercase);
+                not_trivial(v)
+                    && v.chars().count() >= 6
+                    && !v.contains(' ')
+                    && (digit || symbol || (upper && lower))
+            }
+            Self::HighEntropy => v.chars().count() >= 16 && shannon_entropy(v) >= 3.5,
+            Self::CloudKey => {
+                let len_ok =
+                    (v.len() == 40 && !v.contains('=')) || (v.len() == 88 && v.ends_with("=="));
+                len_ok
+                    && v.chars().any(|c| c.is_ascii_digit())
+                    && v.chars().any(|c| c.is_ascii_uppercase())
+                    && v.chars().any(|c| c.is_ascii_lowercase())
+                    && v.matches('/').count() <= v.len() / 10
+                    && shannon_entropy(v) >= 4.0
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Rule {
     kind: &'static str,
     regex: Regex,
-    /// The capture group holding the secret (0 = the whole match).
-    group: usize,
+    check: Check,
 }
 
 /// The compiled rules, built once per process and shared.
@@ -58,22 +174,70 @@ pub struct RedactionRules {
 
 const PLACEHOLDER_PREFIX: &str = "[REDACTED_";
 
-/// The built-in rules: (kind, pattern, secret group).
-const BUILT_IN: &[(&str, &str, usize)] = &[
+/// Words that make a key secret (`DB_PASS`, `JWT_SECRET_KEY`,
+/// `aws_secret_access_key`, `x-api-key`, `AccountKey`), as a component of
+/// the key followed by at most two harmless suffixes (`_KEY`, `_VALUE`, `2`):
+/// `max_tokens` and `token_count` are not secrets and do not match.
+macro_rules! secret_key {
+    () => {
+        concat!(
+            r"(?i)\b[A-Za-z0-9_.\-]*?",
+            r"(?:password|passwd|passphrase|pass|pwd|secret|token|api[_\-]?key|apikey",
+            r"|access[_\-]?key|accountkey|sharedaccesskey|private[_\-]?key|credentials?",
+            r"|client[_\-]?secret|auth[_\-]?token|session[_\-]?token)",
+            r"(?:[_.\-]?(?:key|value|base|b64|base64|hash|enc|id|[0-9]+)){0,2}",
+            // the key's closing quote, raw or JSON-escaped (\" or \\\")
+            r#"(?:\\*["'])?\s*"#,
+        )
+    };
+}
+
+/// A quoted value: JSON-escaped (`\"...\"`, as tool results reach a model),
+/// double-quoted, or single-quoted. One capture group each.
+macro_rules! quoted_value {
+    () => {
+        concat!(
+            r#"(?:\\+"((?:[^"\\]|\\+[^"\\])*)\\+""#,
+            r#"|"((?:[^"\\]|\\.)*)""#,
+            r"|'([^'\n]*)')",
+        )
+    };
+}
+
+/// An unquoted value: up to whitespace, a quote, or a list/query separator.
+/// `@` and `;` belong to the value (`DB_PASS=p@ss;word` is hidden whole).
+macro_rules! bare_value {
+    () => {
+        r#"([^\s"'\\,&}\]]+)"#
+    };
+}
+
+/// The built-in rules: (kind, pattern, check). The secret is the first
+/// capture group that took part in the match (the whole match when the
+/// pattern has none).
+const BUILT_IN: &[(&str, &str, Check)] = &[
     (
         "PRIVATE_KEY",
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
-        0,
+        concat!(
+            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
+            // the whole block, or (cut short) everything to the end of the
+            // string it sits in
+            r#"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:\\.|[^"\\])*)"#,
+        ),
+        Check::Any,
     ),
     (
         "URL_PASSWORD",
-        r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#\[\]]*:([^\s@/?#]+)@",
-        1,
+        // The password runs to the last `@` before the host, so one holding
+        // `@` or `;` is hidden whole.
+        r#"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#\[\]"'\\]*:([^\s/?#"'\\]+)@"#,
+        Check::Any,
     ),
     (
         "JWT",
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-        0,
+        // Unsigned tokens (`alg: none`) end with an empty signature.
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+        Check::Any,
     ),
     (
         "API_KEY",
@@ -86,7 +250,9 @@ const BUILT_IN: &[(&str, &str, usize)] = &[
             r"|github_pat_[A-Za-z0-9_]{22,}",
             r"|glpat-[A-Za-z0-9_\-]{20,}",
             r"|xox[abposre]-[A-Za-z0-9\-]{10,}",
+            r"|xapp-[0-9]-[A-Za-z0-9\-]{10,}",
             r"|AIza[0-9A-Za-z_\-]{35}",
+            r"|GOCSPX-[A-Za-z0-9_\-]{20,}",
             r"|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
             r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
             r"|npm_[A-Za-z0-9]{36}",
@@ -94,27 +260,88 @@ const BUILT_IN: &[(&str, &str, usize)] = &[
             r"|hvs\.[A-Za-z0-9_\-]{24,}",
             r"|dop_v1_[a-f0-9]{64}",
             r"|pypi-[A-Za-z0-9_\-]{50,}",
+            r"|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",
+            r"|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",
+            r"|ATATT3[A-Za-z0-9_\-=]{20,}",
+            r"|LTAI[A-Za-z0-9]{12,20}",
+            r"|[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}",
             r")",
             r"|https://hooks\.slack\.com/services/[A-Za-z0-9/]+",
         ),
-        0,
+        Check::Any,
+    ),
+    ("CLOUD_SECRET", r"[A-Za-z0-9/+]{40,}={0,2}", Check::CloudKey),
+    (
+        "AUTH_HEADER",
+        // `Authorization: <scheme> <credentials>` (any scheme), then bare
+        // `Bearer`/`Basic` credentials; a word after "token" in prose is
+        // not a credential (Check::SecretLike).
+        r#"(?i)\b(?:proxy-)?authorization\\*["']?\s*[:=]\s*\\*["']?(?:[A-Za-z\-]+\s+)?([^\s"'\\,]+)"#,
+        Check::SecretLike,
     ),
     (
         "AUTH_HEADER",
-        r#"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9\-._~+/]{8,}=*)"#,
-        1,
+        r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9\-._~+/]{8,}=*)",
+        Check::SecretLike,
+    ),
+    (
+        "COOKIE",
+        // `name=value` pairs to the end of the header (a cookie always has
+        // an `=`; "cookie: not set" is prose).
+        r#"(?i)\b(?:set-)?cookie\\*["']?\s*:\s*\\*["']?([^\r\n"\\=]+=[^\r\n"\\]+)"#,
+        Check::NotTrivial,
+    ),
+    (
+        "SQL_PASSWORD",
+        // CREATE/ALTER ROLE ... PASSWORD '...', MySQL IDENTIFIED BY '...'
+        // (pg_stat_activity returns such statements verbatim).
+        r"(?i)\b(?:password|identified\s+by)\s+'((?:[^']|'')*)'",
+        Check::Any,
+    ),
+    (
+        "CLI_PASSWORD",
+        // mysql -p<password> (no space), in the same line as the client.
+        r#"(?i)\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n"]*?\s-p([^\s"'\\]+)"#,
+        Check::NotTrivial,
+    ),
+    (
+        "CLI_PASSWORD",
+        r#"(?:^|[\s"=])-p([^\s"'\\]{3,})"#,
+        Check::SecretLike,
     ),
     (
         "SECRET",
+        // key = any value, or key: "quoted value"
         concat!(
-            // Any key ending in a secret-ish word (DB_PASSWORD, aws_secret_access_key,
-            // GITHUB_TOKEN, AccountKey), immediately followed by = or :; a
-            // plural like max_tokens= does not end in the word and is kept.
-            r#"(?i)\b[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|api[_-]?key|apikey"#,
-            r#"|access[_-]?key(?:[_-]?id)?|accountkey|sharedaccesskey|private[_-]?key|token)"#,
-            r#"["']?\s*[:=]\s*["']?([^\s"';,&}\]]{3,})"#,
+            secret_key!(),
+            r"(?:=\s*(?:",
+            quoted_value!(),
+            "|",
+            bare_value!(),
+            r")|:\s*",
+            quoted_value!(),
+            ")"
         ),
-        1,
+        Check::NotTrivial,
+    ),
+    (
+        "SECRET",
+        // key: bare value (YAML, headers, prose): only credential-shaped values
+        concat!(secret_key!(), r":\s*", bare_value!()),
+        Check::SecretLike,
+    ),
+    (
+        "SECRET",
+        // weakly secret-like keys: only random-looking values
+        concat!(
+            r"(?i)\b[A-Za-z0-9_.\-]*?(?:key|signature|sig|sessionid|session_id|sid|salt)",
+            r#"(?:\\*["'])?\s*[:=]\s*(?:"#,
+            quoted_value!(),
+            "|",
+            bare_value!(),
+            ")"
+        ),
+        Check::HighEntropy,
     ),
 ];
 
@@ -128,28 +355,26 @@ impl RedactionRules {
     /// its index.
     pub fn new(settings: &RedactionSettings) -> Result<Self, (usize, regex::Error)> {
         let mut rules = Vec::new();
-        for (kind, pattern, group) in BUILT_IN {
+        for (kind, pattern, check) in BUILT_IN {
             rules.push(Rule {
                 kind,
                 // The built-in patterns are constants covered by tests.
                 regex: Regex::new(pattern).map_err(|e| (usize::MAX, e))?,
-                group: *group,
+                check: *check,
             });
         }
         if settings.emails {
             rules.push(Rule {
                 kind: "EMAIL",
                 regex: Regex::new(EMAIL).map_err(|e| (usize::MAX, e))?,
-                group: 0,
+                check: Check::Any,
             });
         }
         for (i, pattern) in settings.extra_patterns.iter().enumerate() {
-            let regex = Regex::new(pattern).map_err(|e| (i, e))?;
-            let group = usize::from(regex.captures_len() > 1);
             rules.push(Rule {
                 kind: "CUSTOM",
-                regex,
-                group,
+                regex: Regex::new(pattern).map_err(|e| (i, e))?,
+                check: Check::Any,
             });
         }
         Ok(Self {
@@ -199,11 +424,16 @@ impl Redactor {
             let mut out = String::with_capacity(current.len());
             let mut last = 0;
             for caps in rule.regex.captures_iter(&current) {
-                let Some(m) = caps.get(rule.group) else {
+                // The first group that took part in the match holds the
+                // secret (patterns have one group per value form).
+                let Some(m) = caps.iter().skip(1).flatten().next().or_else(|| caps.get(0)) else {
                     continue;
                 };
                 let secret = m.as_str();
-                if secret.is_empty() || secret.starts_with(PLACEHOLDER_PREFIX) {
+                if secret.is_empty()
+                    || secret.contains(PLACEHOLDER_PREFIX)
+                    || !rule.check.passes(secret)
+                {
                     continue;
                 }
                 out.push_str(&current[last..m.start()]);

@@ -196,10 +196,14 @@ impl ToolError {
     }
 
     /// Shorthand for a backend failure.
+    ///
+    /// The message goes through [`rootcause_redact::in_text`]: libraries
+    /// (`reqwest`, `git2`) quote the URL they failed on, and a URL may embed
+    /// a token that must not reach a log, a model or a user.
     pub fn backend(source_name: &str, message: impl Into<String>, retryable: bool) -> Self {
         Self::Backend {
             source_name: source_name.to_owned(),
-            message: message.into(),
+            message: rootcause_redact::in_text(&message.into()),
             retryable,
         }
     }

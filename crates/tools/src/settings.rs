@@ -25,13 +25,28 @@ use crate::registry::{CallLimits, ToolRegistry};
 pub const DEFAULT_TENANT: &str = "local";
 
 /// The name of the folder, under the system temp dir, where `repo.bundle`
-/// files are unpacked when `git_cache_dir` is not set.
+/// files are unpacked when neither `git_cache_dir` nor a user cache
+/// directory is available.
 pub const DEFAULT_GIT_CACHE: &str = "rootcause-git-cache";
 
-/// Where `repo.bundle` files are unpacked by default.
+/// Where `repo.bundle` files are unpacked by default: the user's own cache
+/// directory (`$XDG_CACHE_HOME/rootcause/git` or `~/.cache/rootcause/git`),
+/// not a shared `/tmp` another local user could pre-create; the temp dir
+/// only when neither is set.
 #[must_use]
 pub fn default_git_cache() -> PathBuf {
-    std::env::temp_dir().join(DEFAULT_GIT_CACHE)
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .map_or_else(
+            || std::env::temp_dir().join(DEFAULT_GIT_CACHE),
+            |cache| cache.join("rootcause").join("git"),
+        )
 }
 
 /// `[tools]`: the data the tools serve. Every key is optional.
@@ -99,7 +114,12 @@ mod tests {
     fn defaults_match_the_cli() {
         let s: ToolsSettings = serde_json::from_str("{}").expect("empty section");
         assert_eq!(s.tenant, "local");
-        assert!(s.git_cache().ends_with("rootcause-git-cache"));
+        assert_eq!(s.git_cache(), default_git_cache());
+        assert!(
+            s.git_cache().ends_with("rootcause/git") || s.git_cache().ends_with(DEFAULT_GIT_CACHE),
+            "{}",
+            s.git_cache().display()
+        );
         assert!(s.bundle_dir.is_none());
     }
 

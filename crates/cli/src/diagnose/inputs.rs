@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rootcause_analysis::changes::CommitInfo;
 use rootcause_analysis::metrics::{MetricSet, openmetrics};
 use rootcause_diagnosis::{Incident, TenantId};
-use rootcause_tools::bundle::{Bundle, read_jsonl};
+use rootcause_tools::bundle::{Bundle, read_jsonl, read_jsonl_lossy};
 use rootcause_tools::code::{Change, GitRepository};
 use rootcause_tools::knowledge::ingest::parse_runbook;
 use rootcause_tools::logs::LogRecord;
@@ -190,10 +190,18 @@ fn load_logs(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<LogReco
     }
     let mut records = Vec::new();
     let mut skipped = 0;
+    let mut lossy = Vec::new();
     for f in &files {
-        let (values, bad) = read_jsonl(f).map_err(|e| unreadable(f, e))?;
-        skipped += bad;
-        for v in values {
+        let file = read_jsonl_lossy(f).map_err(|e| unreadable(f, e))?;
+        skipped += file.unparsed;
+        if let (Some(first), Some(name)) = (file.lossy_lines.first(), f.file_name()) {
+            lossy.push(format!(
+                "logs/{} ({} lines, first line {first})",
+                name.to_string_lossy(),
+                file.lossy_lines.len()
+            ));
+        }
+        for v in file.values {
             match LogRecord::from_ecs(&v) {
                 Some(r) => records.push(r),
                 None => skipped += 1,
@@ -202,7 +210,13 @@ fn load_logs(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<LogReco
     }
     // Stable: equal timestamps keep file, then line order.
     records.sort_by_key(|r| r.timestamp);
-    let detail = format!("{} files, {} records", files.len(), records.len());
+    let mut detail = format!("{} files, {} records", files.len(), records.len());
+    if !lossy.is_empty() {
+        detail.push_str(&format!(
+            "; bytes that are not UTF-8 replaced with U+FFFD in {}",
+            lossy.join(", ")
+        ));
+    }
     if skipped > 0 {
         note(
             notes,
@@ -212,6 +226,8 @@ fn load_logs(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<LogReco
                 "{detail}; {skipped} lines skipped (not JSON, or without @timestamp, service.name or message)"
             ),
         );
+    } else if !lossy.is_empty() {
+        note(notes, "logs/", "partial", detail);
     } else {
         note(notes, "logs/", "ok", detail);
     }

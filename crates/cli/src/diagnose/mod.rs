@@ -106,6 +106,7 @@ pub enum InputError {
     },
 }
 
+/// The same default as the agent-worker's `[tools]` section.
 fn default_git_cache() -> PathBuf {
     rootcause_tools::settings::default_git_cache()
 }

@@ -145,3 +145,56 @@ fn empty_service_names_services() {
     assert_eq!(e, IncidentError::EmptyService { index: 1 });
     assert_eq!(e.field(), "services");
 }
+
+#[test]
+fn incident_with_nul_is_refused_naming_the_field() {
+    let mut v = base();
+    v["description"] = "disk full\u{0}".into();
+    let e = parse(&v).expect_err("NUL");
+    assert_eq!(e.field(), "description", "{e}");
+    assert!(e.to_string().contains("NUL"), "{e}");
+    let mut v = base();
+    v["labels"]["team"] = "pay\u{0}ments".into();
+    assert_eq!(parse(&v).expect_err("NUL").field(), "labels.team");
+}
+
+#[test]
+fn trailing_garbage_after_incident_json_is_refused() {
+    let text = format!("{} {{\"title\": \"second\"}}", base());
+    let e = Incident::from_json(&text).expect_err("trailing object");
+    assert!(matches!(e, IncidentError::Json { .. }), "{e}");
+    assert!(e.to_string().contains("after the incident"), "{e}");
+    let text = format!("{}}}", base());
+    Incident::from_json(&text).expect_err("trailing brace");
+    // Trailing whitespace is not garbage.
+    Incident::from_json(&format!("{}\n\n", base())).expect("trailing newline is fine");
+}
+
+#[test]
+fn overlong_title_description_and_labels_are_refused() {
+    let mut v = base();
+    v["title"] = "x"
+        .repeat(rootcause_diagnosis::incident::MAX_TITLE_CHARS + 1)
+        .into();
+    let e = parse(&v).expect_err("long title");
+    assert_eq!(e.field(), "title", "{e}");
+    assert!(matches!(e, IncidentError::TooLong { .. }), "{e}");
+    let mut v = base();
+    v["description"] = "y"
+        .repeat(rootcause_diagnosis::incident::MAX_DESCRIPTION_CHARS + 1)
+        .into();
+    assert_eq!(parse(&v).expect_err("long").field(), "description");
+    let mut v = base();
+    let labels: serde_json::Map<String, serde_json::Value> = (0
+        ..=rootcause_diagnosis::incident::MAX_ENTRIES)
+        .map(|i| (format!("k{i}"), "v".into()))
+        .collect();
+    v["labels"] = labels.into();
+    let e = parse(&v).expect_err("too many labels");
+    assert!(matches!(e, IncidentError::TooMany { .. }), "{e}");
+    let mut v = base();
+    v["labels"]["team"] = "z"
+        .repeat(rootcause_diagnosis::incident::MAX_LABEL_VALUE_CHARS + 1)
+        .into();
+    assert_eq!(parse(&v).expect_err("long label").field(), "labels.team");
+}

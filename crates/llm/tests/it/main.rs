@@ -11,6 +11,7 @@ mod fallback;
 mod openai;
 mod recording;
 mod redaction;
+mod redaction_corpus;
 mod settings;
 mod store;
 mod structured;

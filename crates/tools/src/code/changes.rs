@@ -186,7 +186,7 @@ impl ChangeSource for ChangesHttp {
             ));
         }
         let values: Vec<Value> = resp.json().await.map_err(|e| ToolError::Parse {
-            what: format!("response of {url}"),
+            what: format!("response of {}", rootcause_redact::url(url.as_str())),
             message: format!("{e}; expected a JSON array of change records"),
         })?;
         let mut skipped = 0;
@@ -202,7 +202,7 @@ impl ChangeSource for ChangesHttp {
         Ok(ChangeBatch {
             changes,
             skipped,
-            query: format!("GET {url}"),
+            query: format!("GET {}", rootcause_redact::url(url.as_str())),
             present: true,
         })
     }

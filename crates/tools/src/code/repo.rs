@@ -10,7 +10,7 @@
 //! `git2::Repository` is not `Sync`, so the repository is opened per
 //! operation inside `spawn_blocking` (opening is cheap next to a diff).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +25,20 @@ use crate::error::ToolError;
 
 const SOURCE: &str = "git";
 
-/// Where the clone came from.
-#[derive(Debug, Clone)]
+/// Longest bundle header line (a ref name with its object id); git's own
+/// ref names stay far below this, so a longer line is not a bundle.
+pub const MAX_BUNDLE_HEADER_LINE: usize = 4096;
+/// Largest bundle header (every ref line together).
+pub const MAX_BUNDLE_HEADER_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest pack a bundle may carry: an incident bundle holds one service's
+/// history, not a monorepo; a bigger one is refused before unpacking.
+pub const MAX_BUNDLE_PACK_BYTES: u64 = 1024 * 1024 * 1024;
+/// Most unified-diff text kept per commit in [`GitRepository::commit_history`].
+pub const MAX_COMMIT_DIFF_BYTES: usize = 256 * 1024;
+
+/// Where the clone came from. `Debug` masks a credential embedded in a
+/// remote URL.
+#[derive(Clone)]
 pub enum GitOrigin {
     /// Unpacked from a `git bundle` file.
     Bundle(PathBuf),
@@ -41,6 +53,20 @@ pub enum GitOrigin {
     },
 }
 
+impl std::fmt::Debug for GitOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bundle(p) => f.debug_tuple("Bundle").field(p).finish(),
+            Self::Local(p) => f.debug_tuple("Local").field(p).finish(),
+            Self::Remote { url, credentials } => f
+                .debug_struct("Remote")
+                .field("url", &rootcause_redact::url(url))
+                .field("credentials", credentials)
+                .finish(),
+        }
+    }
+}
+
 /// A repository the code tools read.
 #[derive(Debug)]
 pub struct GitRepository {
@@ -50,27 +76,42 @@ pub struct GitRepository {
 }
 
 impl GitRepository {
-    /// Unpacks `bundle_file` into `cache_root/<name>` (reused when already
-    /// there: the name includes a hash of the bundle header, so a changed
-    /// bundle gets a new directory).
+    /// Unpacks `bundle_file` into `cache_root/<tenant>/<sha256>.git`, reused
+    /// when already there. The key is the SHA-256 of the bundle's content
+    /// under a directory of the tenant, so a changed bundle gets a new
+    /// directory and two tenants never share (or can plant) an unpacked
+    /// repository, whatever their bundles are named. The directories are
+    /// created owner-only (0700).
     ///
     /// # Errors
     /// [`ToolError::Io`], [`ToolError::Parse`] for a file that is not a git
-    /// bundle, [`ToolError::Backend`] for libgit2 failures.
+    /// bundle or is over the size limits ([`MAX_BUNDLE_HEADER_LINE`],
+    /// [`MAX_BUNDLE_PACK_BYTES`]), [`ToolError::Backend`] for libgit2
+    /// failures.
     pub fn from_bundle(
         bundle_file: &Path,
         cache_root: &Path,
         tenant: TenantId,
     ) -> Result<Self, ToolError> {
-        let (header, refs, pack_offset) = read_bundle_header(bundle_file)?;
-        let stem = bundle_file
-            .parent()
-            .and_then(Path::file_name)
-            .map_or_else(|| "repo".to_owned(), |s| s.to_string_lossy().into_owned());
-        let name = format!("{}-{:016x}.git", sanitize(&stem), fnv1a(header.as_bytes()));
-        let path = cache_root.join(name);
+        let (_, refs, pack_offset) = read_bundle_header(bundle_file)?;
+        let size = std::fs::metadata(bundle_file)
+            .map_err(|e| ToolError::io(bundle_file, &e))?
+            .len();
+        if size.saturating_sub(pack_offset) > MAX_BUNDLE_PACK_BYTES {
+            return Err(bundle_parse(
+                bundle_file,
+                &format!(
+                    "the pack is {} MiB; the limit is {} MiB",
+                    size.saturating_sub(pack_offset) / (1024 * 1024),
+                    MAX_BUNDLE_PACK_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        let digest = sha256_file(bundle_file)?;
+        let cache_root = &tenant_dir(cache_root, &tenant);
+        create_private_dir(cache_root)?;
+        let path = cache_root.join(format!("{digest}.git"));
         if !path.join("HEAD").is_file() {
-            std::fs::create_dir_all(cache_root).map_err(|e| ToolError::io(cache_root, &e))?;
             // Unpack next to the target and rename, so concurrent processes
             // never see a half-written repository.
             let tmp = cache_root.join(format!(
@@ -128,10 +169,12 @@ impl GitRepository {
         cache_root: &Path,
         tenant: TenantId,
     ) -> Result<Self, ToolError> {
+        let cache_root = &tenant_dir(cache_root, &tenant);
+        create_private_dir(cache_root)?;
         let path = cache_root.join(format!(
-            "{}-{:016x}.git",
+            "{}-{}.git",
             sanitize(url.rsplit('/').next().unwrap_or("repo")),
-            fnv1a(url.as_bytes())
+            &sha256_hex(url.as_bytes())[..32]
         ));
         if !path.join("HEAD").is_file() {
             std::fs::create_dir_all(&path).map_err(|e| ToolError::io(&path, &e))?;
@@ -269,9 +312,25 @@ fn read_bundle_header(path: &Path) -> Result<BundleHeader, ToolError> {
     let mut first = true;
     loop {
         let mut line = Vec::new();
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_BUNDLE_HEADER_LINE as u64 + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| ToolError::io(path, &e))?;
+        if n > MAX_BUNDLE_HEADER_LINE {
+            return Err(bundle_parse(
+                path,
+                &format!("a header line is longer than {MAX_BUNDLE_HEADER_LINE} bytes"),
+            ));
+        }
+        if offset + n as u64 > MAX_BUNDLE_HEADER_BYTES {
+            return Err(bundle_parse(
+                path,
+                &format!(
+                    "the header is longer than {} MiB",
+                    MAX_BUNDLE_HEADER_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
         if n == 0 {
             return Err(bundle_parse(
                 path,
@@ -323,7 +382,7 @@ fn unpack_bundle(
     refs: &[(git2::Oid, String)],
     dest: &Path,
 ) -> Result<(), ToolError> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::{Seek, SeekFrom};
     let repo = git2::Repository::init_bare(dest).map_err(git_err)?;
     {
         let odb = repo.odb().map_err(git_err)?;
@@ -387,15 +446,53 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// FNV-1a: a stable 64-bit hash for cache directory names (std's hasher is
-/// not stable across releases, and a cryptographic hash is not needed here).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+/// SHA-256 of a file's content, streamed.
+fn sha256_file(path: &Path) -> Result<String, ToolError> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(|e| ToolError::io(path, &e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| ToolError::io(path, &e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
     }
-    h
+    Ok(hex(&hasher.finalize()))
+}
+
+/// The tenant's own directory under the cache root: its readable name plus
+/// a hash of the exact id, so ids that sanitize alike never share it.
+fn tenant_dir(cache_root: &Path, tenant: &TenantId) -> PathBuf {
+    cache_root.join(format!(
+        "{}-{}",
+        sanitize(tenant.as_str()),
+        &sha256_hex(tenant.as_str().as_bytes())[..16]
+    ))
+}
+
+/// Creates `dir` (and its parents) readable by the owner only, so another
+/// local user cannot read or plant an unpacked repository in a shared
+/// temporary directory.
+fn create_private_dir(dir: &Path) -> Result<(), ToolError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| ToolError::io(dir, &e))
 }
 
 impl GitRepository {
@@ -437,6 +534,11 @@ impl GitRepository {
                     }
                 }
                 diff.print(git2::DiffFormat::Patch, |_, _, line| {
+                    // Bounded: a vendored or generated file must not pull
+                    // megabytes of diff into memory and into the ranking.
+                    if diff_text.len() >= MAX_COMMIT_DIFF_BYTES {
+                        return true;
+                    }
                     if matches!(line.origin(), '+' | '-' | ' ') {
                         diff_text.push(line.origin());
                     }

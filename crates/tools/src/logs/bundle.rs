@@ -13,7 +13,7 @@ use chrono::SecondsFormat;
 use tokio::sync::OnceCell;
 
 use super::{LogBackend, LogPage, LogQuery, LogRecord, text_terms};
-use crate::bundle::{Bundle, read_jsonl};
+use crate::bundle::{Bundle, read_jsonl_lossy};
 use crate::context::ToolContext;
 use crate::error::ToolError;
 
@@ -22,6 +22,8 @@ struct Loaded {
     records: Vec<LogRecord>,
     skipped: usize,
     files: usize,
+    /// `file: lines` for lines that held bytes that are not UTF-8.
+    lossy: Vec<String>,
 }
 
 /// Log search over a bundle's `logs/` directory (loaded once, on first use).
@@ -68,10 +70,33 @@ fn load_logs(bundle: &Bundle) -> Result<Loaded, ToolError> {
     let files = bundle.jsonl_files("logs")?;
     let mut records = Vec::new();
     let mut skipped = 0;
+    let mut lossy = Vec::new();
     for f in &files {
-        let (values, bad) = read_jsonl(f)?;
-        skipped += bad;
-        for v in values {
+        let file = read_jsonl_lossy(f)?;
+        skipped += file.unparsed;
+        if !file.lossy_lines.is_empty() {
+            let name = f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let shown: Vec<String> = file
+                .lossy_lines
+                .iter()
+                .take(10)
+                .map(ToString::to_string)
+                .collect();
+            let more = file.lossy_lines.len().saturating_sub(shown.len());
+            lossy.push(format!(
+                "logs/{name} lines {}{}",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        for v in file.values {
             match LogRecord::from_ecs(&v) {
                 Some(r) => records.push(r),
                 None => skipped += 1,
@@ -84,6 +109,7 @@ fn load_logs(bundle: &Bundle) -> Result<Loaded, ToolError> {
         records,
         skipped,
         files: files.len(),
+        lossy,
     })
 }
 
@@ -155,11 +181,20 @@ fn jq_command(q: &LogQuery) -> String {
         .as_deref()
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    format!(
-        "jq -c -s 'map(select({})) | sort_by(.\"@timestamp\") | .[{offset}:{}][]' logs/*.jsonl",
+    let program = format!(
+        "map(select({})) | sort_by(.\"@timestamp\") | .[{offset}:{}][]",
         conds.join(" and "),
         offset + q.limit
-    )
+    );
+    // The program holds model-chosen values (service, level, text): quote it
+    // as one shell word so no value can end the word or start a command. A
+    // NUL cannot be quoted; the values never hold one after schema checks,
+    // and if one did the command says so instead of being runnable.
+    let quoted = shlex::try_quote(&program).map_or_else(
+        |_| "'<query holds a NUL byte; not reproducible in a shell>'".to_owned(),
+        std::borrow::Cow::into_owned,
+    );
+    format!("jq -c -s {quoted} logs/*.jsonl")
 }
 
 #[async_trait]
@@ -216,6 +251,12 @@ impl LogBackend for BundleLogs {
                 q.start, q.end
             ));
         }
+        if !loaded.lossy.is_empty() {
+            page.partial.push(format!(
+                "bytes that are not UTF-8 were replaced with U+FFFD in {}",
+                loaded.lossy.join("; ")
+            ));
+        }
         if loaded.skipped > 0 {
             page.partial.push(format!(
                 "{} log lines did not parse or lacked @timestamp, service.name or message",
@@ -223,5 +264,50 @@ impl LogBackend for BundleLogs {
             ));
         }
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn query(service: &str, level: &str) -> LogQuery {
+        LogQuery {
+            service: Some(service.to_owned()),
+            levels: vec![level.to_owned()],
+            start: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("date"),
+            end: Utc
+                .with_ymd_and_hms(2026, 1, 1, 1, 0, 0)
+                .single()
+                .expect("date"),
+            text: Some("it's down".to_owned()),
+            limit: 10,
+            cursor: None,
+            summary_sample: 0,
+        }
+    }
+
+    #[test]
+    fn quote_in_service_cannot_break_out_of_the_jq_program() {
+        let service = "x' logs/*.jsonl; touch /tmp/pwned; echo '";
+        let command = jq_command(&query(service, "err'or"));
+        // A POSIX shell splits the command into exactly these words: the
+        // program stays one argument holding the values verbatim.
+        let words = shlex::split(&command).expect("the command is valid shell");
+        assert_eq!(words.len(), 5, "{command}");
+        assert_eq!(&words[..3], ["jq", "-c", "-s"]);
+        assert_eq!(words[4], "logs/*.jsonl");
+        assert!(
+            words[3].contains(&serde_json::Value::from(service).to_string()),
+            "{}",
+            words[3]
+        );
+        assert!(words[3].contains("err'or"), "{}", words[3]);
     }
 }

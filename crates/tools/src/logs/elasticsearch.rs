@@ -63,8 +63,9 @@ impl HttpAuth {
     }
 }
 
-/// Where and how to search.
-#[derive(Debug, Clone)]
+/// Where and how to search. `Debug` shows the URL with any embedded
+/// credential masked (the `auth` secrets are `SecretString`s).
+#[derive(Clone)]
 pub struct ElasticsearchConfig {
     /// Base URL of the cluster (`https://es.internal:9200`).
     pub url: url::Url,
@@ -82,6 +83,20 @@ pub struct ElasticsearchConfig {
     pub tenant_field: Option<String>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ElasticsearchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticsearchConfig")
+            .field("url", &rootcause_redact::url(self.url.as_str()))
+            .field("index", &self.index)
+            .field("auth", &self.auth)
+            .field("service_field", &self.service_field)
+            .field("level_field", &self.level_field)
+            .field("tenant_field", &self.tenant_field)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl ElasticsearchConfig {
@@ -177,7 +192,10 @@ impl ElasticsearchLogs {
             .map_err(|()| {
                 ToolError::backend(
                     SOURCE,
-                    format!("{} cannot be a base URL", self.config.url),
+                    format!(
+                        "{} cannot be a base URL",
+                        rootcause_redact::url(self.config.url.as_str())
+                    ),
                     false,
                 )
             })?
@@ -208,7 +226,7 @@ impl ElasticsearchLogs {
         if status.is_success() {
             if json.is_null() {
                 return Err(ToolError::Parse {
-                    what: format!("response of {url}"),
+                    what: format!("response of {}", rootcause_redact::url(url.as_str())),
                     message: "not JSON".to_owned(),
                 });
             }

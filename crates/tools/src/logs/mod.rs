@@ -181,6 +181,40 @@ impl LogSearchTool {
     }
 }
 
+/// What a service name may hold: the tool's arguments are chosen by a model
+/// that reads log content, so they are held to the shape of real names and
+/// cannot carry quotes, spaces or shell syntax into a query or a command.
+pub const SERVICE_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$";
+
+/// What a log level may hold (`ERROR`, `warn`, `Information`).
+pub const LEVEL_PATTERN: &str = r"^[A-Za-z]{1,16}$";
+
+static SERVICE_RE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(SERVICE_PATTERN).ok());
+static LEVEL_RE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(LEVEL_PATTERN).ok());
+
+/// The schema already checks these patterns when the call comes through the
+/// registry; this repeats it for callers that run the tool directly.
+fn check_pattern<'a>(
+    tool: &str,
+    path: &str,
+    values: impl Iterator<Item = &'a String>,
+    re: Option<&regex::Regex>,
+) -> Result<(), ToolError> {
+    for v in values {
+        // A pattern that failed to compile refuses everything (never open).
+        if !re.is_some_and(|re| re.is_match(v)) {
+            return Err(ToolError::bad_argument(
+                tool,
+                path,
+                format!("{v:?} is not a valid name (letters, digits and . _ : / @ - only)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A string or a list of strings (models send both for "level").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -230,12 +264,12 @@ impl TypedTool for LogSearchTool {
         json!({
             "type": "object",
             "properties": {
-                "service": {"type": "string", "minLength": 1, "description": "service.name, matched exactly"},
+                "service": {"type": "string", "pattern": SERVICE_PATTERN, "description": "service.name, matched exactly"},
                 "level": {
                     "description": "log level or levels, case-insensitive (ERROR, WARN, INFO, DEBUG)",
                     "anyOf": [
-                        {"type": "string", "minLength": 1},
-                        {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 8}
+                        {"type": "string", "pattern": LEVEL_PATTERN},
+                        {"type": "array", "items": {"type": "string", "pattern": LEVEL_PATTERN}, "maxItems": 8}
                     ]
                 },
                 "text": {"type": "string", "minLength": 1, "maxLength": 500, "description": "words that must all appear in the message"},
@@ -255,6 +289,13 @@ impl TypedTool for LogSearchTool {
             Some(OneOrMany::One(l)) => vec![l],
             Some(OneOrMany::Many(ls)) => ls,
         };
+        check_pattern(
+            Self::NAME,
+            "/service",
+            args.service.iter(),
+            SERVICE_RE.as_ref(),
+        )?;
+        check_pattern(Self::NAME, "/level", levels.iter(), LEVEL_RE.as_ref())?;
         let query = LogQuery {
             service: args.service,
             levels,

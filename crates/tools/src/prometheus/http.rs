@@ -20,8 +20,9 @@ use crate::logs::HttpAuth;
 
 const SOURCE: &str = "prometheus";
 
-/// Where Prometheus is.
-#[derive(Debug, Clone)]
+/// Where Prometheus is. `Debug` shows the URL with any embedded credential
+/// masked.
+#[derive(Clone)]
 pub struct PrometheusConfig {
     /// Base URL (`http://prometheus:9090`, or a path prefix such as
     /// `https://mimir/prometheus`).
@@ -32,6 +33,17 @@ pub struct PrometheusConfig {
     pub tenant_header: Option<String>,
     /// Per-request timeout (also sent as the query `timeout` parameter).
     pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for PrometheusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusConfig")
+            .field("url", &rootcause_redact::url(self.url.as_str()))
+            .field("auth", &self.auth)
+            .field("tenant_header", &self.tenant_header)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl PrometheusConfig {
@@ -182,7 +194,10 @@ impl PrometheusHttp {
             .map_err(|()| {
                 ToolError::backend(
                     SOURCE,
-                    format!("{} cannot be a base URL", self.config.url),
+                    format!(
+                        "{} cannot be a base URL",
+                        rootcause_redact::url(self.config.url.as_str())
+                    ),
                     false,
                 )
             })?

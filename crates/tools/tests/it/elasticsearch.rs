@@ -412,3 +412,40 @@ async fn a_bad_query_is_refused_with_the_cluster_reason() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn connection_errors_and_debug_do_not_print_the_url_token() {
+    // Nothing listens on port 9 (discard) locally: the request fails and
+    // reqwest's message quotes the URL.
+    let url: url::Url = "http://elastic:Tok3n-s3cret@127.0.0.1:9/".parse().unwrap();
+    let config = ElasticsearchConfig::new(url, "logs-{tenant}-*");
+    assert!(
+        !format!("{config:?}").contains("Tok3n-s3cret"),
+        "{config:?}"
+    );
+    let backend = ElasticsearchLogs::new(config).unwrap();
+    assert!(!format!("{backend:?}").contains("Tok3n-s3cret"));
+    let mut r = ToolRegistry::default();
+    r.register(LogSearchTool::new(backend)).unwrap();
+    let err = r
+        .call(&window(), "elasticsearch_search", json!({}))
+        .await
+        .unwrap_err();
+    let shown = format!("{err} {err:?} {}", err.to_model_json());
+    assert!(!shown.contains("Tok3n-s3cret"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1:9"),
+        "the error still says which server: {shown}"
+    );
+}
+
+#[test]
+fn prometheus_config_debug_masks_the_url_password() {
+    let url: url::Url = "https://user:Pr0m-s3cret@mimir.internal/prometheus"
+        .parse()
+        .unwrap();
+    let config = rootcause_tools::prometheus::PrometheusConfig::new(url);
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("Pr0m-s3cret"), "{shown}");
+    assert!(shown.contains("mimir.internal"), "{shown}");
+}

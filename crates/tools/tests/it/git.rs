@@ -548,3 +548,105 @@ async fn deploy_history_from_an_http_source() {
     assert!(out.partial, "the unreadable record is reported");
     assert!(out.query.starts_with("GET http://"));
 }
+
+/// A `git bundle` of the repository built here, made with the git CLI;
+/// `None` (the test skips) when git is not installed.
+fn bundle_of_built_repo(dir: &Path) -> Option<std::path::PathBuf> {
+    let work = dir.join("work");
+    build_repo(&work);
+    let bundle = dir.join("repo.bundle");
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(&work)
+        .args(["bundle", "create"])
+        .arg(&bundle)
+        .arg("--all")
+        .output()
+        .ok()?
+        .status
+        .success();
+    ok.then_some(bundle)
+}
+
+#[test]
+fn bundle_cache_is_keyed_by_content_and_tenant_not_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(bundle) = bundle_of_built_repo(dir.path()) else {
+        eprintln!("skipped: the git CLI is not installed");
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let acme = GitRepository::from_bundle(&bundle, cache.path(), TenantId::new("acme")).unwrap();
+    let globex =
+        GitRepository::from_bundle(&bundle, cache.path(), TenantId::new("globex")).unwrap();
+    assert_ne!(
+        acme.path(),
+        globex.path(),
+        "two tenants share one unpacked repository"
+    );
+    // The same content under another path is the same cache entry ...
+    let copy_dir = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    let copy = copy_dir.join("repo.bundle");
+    std::fs::copy(&bundle, &copy).unwrap();
+    let again = GitRepository::from_bundle(&copy, cache.path(), TenantId::new("acme")).unwrap();
+    assert_eq!(acme.path(), again.path());
+    // ... and the name is the content's SHA-256, not a 64-bit hash.
+    let name = acme
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(name.len(), 64 + ".git".len(), "{name}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(acme.path().parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the tenant cache directory is readable by others"
+        );
+    }
+}
+
+#[test]
+fn bundle_header_line_over_the_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("repo.bundle");
+    let mut bytes = b"# v2 git bundle\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'a', 1 << 20));
+    bytes.extend_from_slice(b"\n\n");
+    std::fs::write(&bundle, bytes).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = GitRepository::from_bundle(&bundle, cache.path(), TenantId::new("acme")).unwrap_err();
+    assert!(
+        err.to_string().contains("longer than"),
+        "unexpected error: {err}"
+    );
+}
+
+#[test]
+fn git_fetch_errors_and_debug_do_not_print_the_url_token() {
+    let cache = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 locally: the fetch fails and libgit2's
+    // message may quote the URL.
+    let url = "http://x-access-token:ghs_Fetch7oken9s3cret@127.0.0.1:9/acme/shop.git";
+    let err =
+        GitRepository::clone_remote(url, None, cache.path(), TenantId::new("acme")).unwrap_err();
+    let shown = format!("{err} {err:?} {}", err.to_model_json());
+    assert!(!shown.contains("ghs_Fetch7oken9s3cret"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1"),
+        "the error still names the server: {shown}"
+    );
+    let origin = rootcause_tools::code::GitOrigin::Remote {
+        url: url.to_owned(),
+        credentials: None,
+    };
+    assert!(!format!("{origin:?}").contains("ghs_Fetch7oken9s3cret"));
+}

@@ -248,21 +248,37 @@ async fn writes_multiple_statements_and_smuggled_sql_are_refused_and_nothing_cha
         unchanged(&mut conn).await;
     }
 
-    // A SELECT that writes through a function passes the parser but the
-    // READ ONLY transaction refuses it.
-    let err = r
-        .call(
-            &cx(),
-            "sql_diagnostics",
-            json!({"query": "custom", "sql": "SELECT sneaky()"}),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        refused(&err) && err.to_string().contains("read-only"),
-        "{err:?}"
-    );
-    unchanged(&mut conn).await;
+    // A SELECT that writes through a user function, and built-in functions
+    // with side effects that READ ONLY does not stop (statistics reset,
+    // replication slots, WAL replay, settings holding passwords), are not on
+    // the allowlist: refused by name before anything runs.
+    for (sql, name) in [
+        ("SELECT sneaky()", "sneaky()"),
+        ("SELECT pg_stat_reset()", "pg_stat_reset()"),
+        (
+            "SELECT * FROM pg_replication_slot_advance('s', '0/0')",
+            "pg_replication_slot_advance()",
+        ),
+        ("SELECT pg_wal_replay_pause()", "pg_wal_replay_pause()"),
+        (
+            "SELECT current_setting('primary_conninfo')",
+            "primary_conninfo",
+        ),
+    ] {
+        let err = r
+            .call(
+                &cx(),
+                "sql_diagnostics",
+                json!({"query": "custom", "sql": sql}),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            refused(&err) && err.to_string().contains(name),
+            "{sql}: {err:?}"
+        );
+        unchanged(&mut conn).await;
+    }
 
     // A sleep past statement_timeout is cut off.
     let started = Instant::now();
