@@ -216,12 +216,36 @@ impl ToolError {
         }
     }
 
+    /// A response body that is not the JSON the backend promised: a parse
+    /// error naming the response and the start of what came back (a
+    /// proxy's HTML page, a truncated body), never a silent `null`.
+    pub fn malformed_body(what: impl Into<String>, e: &serde_json::Error, body: &str) -> Self {
+        Self::Parse {
+            what: what.into(),
+            message: format!(
+                "not JSON ({e}); the body starts with {:?}",
+                body_excerpt(body)
+            ),
+        }
+    }
+
     /// Shorthand for an I/O error on a path.
     pub fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
         Self::Io {
             path: path.display().to_string(),
             message: e.to_string(),
         }
+    }
+}
+
+/// The first characters of a response body, for error messages.
+pub(crate) fn body_excerpt(body: &str) -> String {
+    const MAX: usize = 200;
+    let body = body.trim();
+    if body.chars().count() <= MAX {
+        body.to_owned()
+    } else {
+        format!("{}…", body.chars().take(MAX).collect::<String>())
     }
 }
 

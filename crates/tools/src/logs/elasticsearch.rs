@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{LogBackend, LogPage, LogQuery, LogRecord, level_variants};
 use crate::context::ToolContext;
-use crate::error::ToolError;
+use crate::error::{ToolError, body_excerpt};
 
 const SOURCE: &str = "elasticsearch";
 /// Documents per request when scanning for template summaries.
@@ -204,16 +204,29 @@ impl ElasticsearchLogs {
         let text = resp.text().await.map_err(|e| {
             ToolError::backend(SOURCE, format!("reading the response of {url}: {e}"), true)
         })?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let parsed = serde_json::from_str::<Value>(&text);
         if status.is_success() {
-            if json.is_null() {
-                return Err(ToolError::Parse {
+            return match parsed {
+                Ok(json) if json.is_object() => Ok(json),
+                Ok(other) => Err(ToolError::Parse {
                     what: format!("response of {url}"),
-                    message: "not JSON".to_owned(),
-                });
-            }
-            return Ok(json);
+                    message: format!(
+                        "expected a JSON object, got {}",
+                        body_excerpt(&other.to_string())
+                    ),
+                }),
+                Err(e) => Err(ToolError::malformed_body(
+                    format!("response of {url}"),
+                    &e,
+                    &text,
+                )),
+            };
         }
+        // An error page that is not JSON (a proxy's 502) still says what
+        // went wrong: its text stands in for the cluster's reason.
+        let json = parsed.unwrap_or_else(
+            |_| json!({"error": {"reason": format!("non-JSON body: {}", body_excerpt(&text))}}),
+        );
         Err(classify_error(status, &json, index, retry_after.as_deref()))
     }
 }

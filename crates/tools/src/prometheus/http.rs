@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{MetricSeries, MetricsBackend, QueryResult, ResultKind};
 use crate::context::ToolContext;
-use crate::error::ToolError;
+use crate::error::{ToolError, body_excerpt};
 use crate::logs::HttpAuth;
 
 const SOURCE: &str = "prometheus";
@@ -202,7 +202,22 @@ impl PrometheusHttp {
             )
         })?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let text = resp.text().await.map_err(|e| {
+            ToolError::backend(SOURCE, format!("reading the response of {url}: {e}"), true)
+        })?;
+        let body: Value = match serde_json::from_str(&text) {
+            Ok(body) => body,
+            Err(e) if status.is_success() => {
+                return Err(ToolError::malformed_body(
+                    format!("response of {url}"),
+                    &e,
+                    &text,
+                ));
+            }
+            // An error page that is not JSON (a proxy's 502) still says
+            // what went wrong: its text stands in for Prometheus' error.
+            Err(_) => json!({"error": format!("non-JSON body: {}", body_excerpt(&text))}),
+        };
         let query = format!("GET {}?{}", url.path(), url.query().unwrap_or_default());
         if body["status"].as_str() == Some("success") {
             let (kind, series) = parse_data(&body)?;

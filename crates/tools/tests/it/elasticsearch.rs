@@ -412,3 +412,49 @@ async fn a_bad_query_is_refused_with_the_cluster_reason() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_body_is_an_error_not_null() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(r#"{"took": 7, "hits": {"#, "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let err = registry(&server, HttpAuth::None)
+        .call(&window(), "elasticsearch_search", json!({}))
+        .await
+        .unwrap_err();
+    match &err {
+        ToolError::Parse { message, .. } => {
+            assert!(
+                message.contains("not JSON") && message.contains("took"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Parse, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_non_json_error_page_keeps_its_text_not_null() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502).set_body_raw(
+            "<html><body>502 Bad Gateway: upstream es-0 down</body></html>",
+            "text/html",
+        ))
+        .mount(&server)
+        .await;
+    let err = registry(&server, HttpAuth::None)
+        .call(&window(), "elasticsearch_search", json!({}))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        msg.contains("upstream es-0 down") && !msg.contains("null"),
+        "{msg}"
+    );
+}
