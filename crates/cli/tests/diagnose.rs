@@ -421,3 +421,50 @@ fn bad_input_exits_2_naming_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn database_diagnostic_errors_are_reported_not_dropped() {
+    // db/ is there but its snapshots cannot be read: the diagnosis still
+    // concludes, and says which database diagnostic failed and why.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    write(
+        &dir.join("incident.json"),
+        &incident("2026-03-01T13:55:00Z", "2026-03-01T14:00:00Z"),
+    );
+    logs(&dir);
+    for table in ["pg_stat_activity", "pg_locks"] {
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        std::fs::write(
+            dir.join(format!("db/{table}.jsonl")),
+            b"\xff\xfe not utf-8\n",
+        )
+        .unwrap();
+    }
+    let r = report(&dir, &tmp.path().join("git"));
+    let failures: Vec<&Value> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "absence" && e["source"] == "bundle:db")
+        .collect();
+    let diagnostics: Vec<&str> = failures
+        .iter()
+        .map(|e| e["data"]["diagnostic"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        diagnostics,
+        ["lock_waits", "long_running_queries"],
+        "{failures:?}"
+    );
+    for e in &failures {
+        let summary = e["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("failed") && summary.contains("partial"),
+            "{summary}"
+        );
+        assert!(!e["data"]["error"].as_str().unwrap().is_empty(), "{e}");
+    }
+    // The rest of the diagnosis is unaffected.
+    assert_eq!(r["hypotheses"][0]["service"], "billing");
+}
