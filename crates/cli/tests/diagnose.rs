@@ -272,15 +272,21 @@ fn logs(dir: &Path) {
     write(&dir.join("logs/billing.jsonl"), &billing);
 }
 
-#[test]
-fn a_bundle_with_only_incident_and_logs_is_diagnosed_and_the_rest_is_no_data() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
+/// A bundle under `root` with only `incident.json` and [`logs`].
+fn logs_bundle(root: &Path) -> PathBuf {
+    let dir = root.join("bundle");
     write(
         &dir.join("incident.json"),
         &incident("2026-03-01T13:55:00Z", "2026-03-01T14:00:00Z"),
     );
     logs(&dir);
+    dir
+}
+
+#[test]
+fn a_bundle_with_only_incident_and_logs_is_diagnosed_and_the_rest_is_no_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = logs_bundle(tmp.path());
     write(
         &dir.join("changes.jsonl"),
         &format!(
@@ -427,14 +433,9 @@ fn database_diagnostic_errors_are_reported_not_dropped() {
     // db/ is there but its snapshots cannot be read: the diagnosis still
     // concludes, and says which database diagnostic failed and why.
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    write(
-        &dir.join("incident.json"),
-        &incident("2026-03-01T13:55:00Z", "2026-03-01T14:00:00Z"),
-    );
-    logs(&dir);
+    let dir = logs_bundle(tmp.path());
+    std::fs::create_dir_all(dir.join("db")).unwrap();
     for table in ["pg_stat_activity", "pg_locks"] {
-        std::fs::create_dir_all(dir.join("db")).unwrap();
         std::fs::write(
             dir.join(format!("db/{table}.jsonl")),
             b"\xff\xfe not utf-8\n",

@@ -785,7 +785,9 @@ pub fn rank_suspects(
 
 /// A commit id as people read it: its first 7 characters, git's default
 /// abbreviation and the shortest prefix [`same_commit`] accepts, so a
-/// shortened id still matches. The one abbreviation of the workspace.
+/// shortened id still matches. Suspect titles, reports and remediation
+/// steps all use it (the git tools return 10 characters to models, where
+/// a longer prefix stays unique in a large repository).
 #[must_use]
 pub fn short_commit(id: &str) -> &str {
     id.get(..7).unwrap_or(id)

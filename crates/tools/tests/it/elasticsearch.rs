@@ -413,19 +413,25 @@ async fn a_bad_query_is_refused_with_the_cluster_reason() {
     );
 }
 
-#[tokio::test]
-async fn a_malformed_body_is_an_error_not_null() {
+/// The error of `elasticsearch_search` against a server that answers `response`.
+async fn search_error(response: ResponseTemplate) -> ToolError {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(r#"{"took": 7, "hits": {"#, "application/json"),
-        )
+        .respond_with(response)
         .mount(&server)
         .await;
-    let err = registry(&server, HttpAuth::None)
+    registry(&server, HttpAuth::None)
         .call(&window(), "elasticsearch_search", json!({}))
         .await
-        .unwrap_err();
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_an_error_not_null() {
+    let err = search_error(
+        ResponseTemplate::new(200).set_body_raw(r#"{"took": 7, "hits": {"#, "application/json"),
+    )
+    .await;
     match &err {
         ToolError::Parse { message, .. } => {
             assert!(
@@ -439,18 +445,11 @@ async fn a_malformed_body_is_an_error_not_null() {
 
 #[tokio::test]
 async fn a_non_json_error_page_keeps_its_text_not_null() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502).set_body_raw(
-            "<html><body>502 Bad Gateway: upstream es-0 down</body></html>",
-            "text/html",
-        ))
-        .mount(&server)
-        .await;
-    let err = registry(&server, HttpAuth::None)
-        .call(&window(), "elasticsearch_search", json!({}))
-        .await
-        .unwrap_err();
+    let err = search_error(ResponseTemplate::new(502).set_body_raw(
+        "<html><body>502 Bad Gateway: upstream es-0 down</body></html>",
+        "text/html",
+    ))
+    .await;
     let msg = err.to_string();
     assert!(err.is_retryable(), "{err:?}");
     assert!(
