@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{LogBackend, LogPage, LogQuery, LogRecord, level_variants};
 use crate::context::ToolContext;
-use crate::error::{ToolError, body_excerpt};
+use crate::error::{ToolError, body_excerpt, json_response};
 
 const SOURCE: &str = "elasticsearch";
 /// Documents per request when scanning for template summaries.
@@ -195,38 +195,27 @@ impl ElasticsearchLogs {
                 e.is_timeout() || e.is_connect(),
             )
         })?;
-        let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = resp.text().await.map_err(|e| {
-            ToolError::backend(SOURCE, format!("reading the response of {url}: {e}"), true)
-        })?;
-        let parsed = serde_json::from_str::<Value>(&text);
+        // An error page that is not JSON still says what went wrong: its
+        // text stands in for the cluster's reason.
+        let (status, json) =
+            json_response(resp, SOURCE, |text| json!({"error": {"reason": text}})).await?;
         if status.is_success() {
-            return match parsed {
-                Ok(json) if json.is_object() => Ok(json),
-                Ok(other) => Err(ToolError::Parse {
+            if !json.is_object() {
+                return Err(ToolError::Parse {
                     what: format!("response of {url}"),
                     message: format!(
                         "expected a JSON object, got {}",
-                        body_excerpt(&other.to_string())
+                        body_excerpt(&json.to_string())
                     ),
-                }),
-                Err(e) => Err(ToolError::malformed_body(
-                    format!("response of {url}"),
-                    &e,
-                    &text,
-                )),
-            };
+                });
+            }
+            return Ok(json);
         }
-        // An error page that is not JSON (a proxy's 502) still says what
-        // went wrong: its text stands in for the cluster's reason.
-        let json = parsed.unwrap_or_else(
-            |_| json!({"error": {"reason": format!("non-JSON body: {}", body_excerpt(&text))}}),
-        );
         Err(classify_error(status, &json, index, retry_after.as_deref()))
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{MetricSeries, MetricsBackend, QueryResult, ResultKind};
 use crate::context::ToolContext;
-use crate::error::{ToolError, body_excerpt};
+use crate::error::{ToolError, json_response};
 use crate::logs::HttpAuth;
 
 const SOURCE: &str = "prometheus";
@@ -201,23 +201,9 @@ impl PrometheusHttp {
                 e.is_timeout() || e.is_connect(),
             )
         })?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            ToolError::backend(SOURCE, format!("reading the response of {url}: {e}"), true)
-        })?;
-        let body: Value = match serde_json::from_str(&text) {
-            Ok(body) => body,
-            Err(e) if status.is_success() => {
-                return Err(ToolError::malformed_body(
-                    format!("response of {url}"),
-                    &e,
-                    &text,
-                ));
-            }
-            // An error page that is not JSON (a proxy's 502) still says
-            // what went wrong: its text stands in for Prometheus' error.
-            Err(_) => json!({"error": format!("non-JSON body: {}", body_excerpt(&text))}),
-        };
+        // An error page that is not JSON still says what went wrong: its
+        // text stands in for Prometheus' error.
+        let (status, body) = json_response(resp, SOURCE, |text| json!({"error": text})).await?;
         let query = format!("GET {}?{}", url.path(), url.query().unwrap_or_default());
         if body["status"].as_str() == Some("success") {
             let (kind, series) = parse_data(&body)?;
