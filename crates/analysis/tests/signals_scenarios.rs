@@ -17,7 +17,7 @@ use rootcause_analysis::changes::{
     same_commit,
 };
 use rootcause_analysis::hypotheses::graph::DependencyGraph;
-use rootcause_analysis::hypotheses::{Finding, FindingKind, HypothesisConfig, rank_hypotheses};
+use rootcause_analysis::hypotheses::{EvidenceKind, Finding, HypothesisConfig, rank_hypotheses};
 use rootcause_analysis::metrics::anomaly::{AnomalyConfig, AnomalyReport, analyze};
 use rootcause_analysis::metrics::openmetrics;
 use serde_json::Value;
@@ -140,7 +140,12 @@ impl Bundle {
 
     fn changes(&self) -> Vec<ChangeRecord> {
         std::fs::read_to_string(self.dir.join("changes.jsonl"))
-            .map(|t| ChangeRecord::parse_jsonl(&t).unwrap())
+            .map(|t| {
+                t.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str::<ChangeRecord>(l).unwrap())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -478,7 +483,7 @@ fn hypotheses_rank_the_root_cause() {
             *n += 1;
             findings.push(Finding::new(
                 &format!("m{i}"),
-                FindingKind::Metric,
+                EvidenceKind::Metric,
                 &a.service,
                 &a.describe(),
                 Some(a.change.onset_ms),
@@ -499,7 +504,7 @@ fn hypotheses_rank_the_root_cause() {
             let strength = ((*count as f64).ln() / 100f64.ln()).min(1.0);
             findings.push(Finding::new(
                 &format!("l{i}"),
-                FindingKind::Log,
+                EvidenceKind::Log,
                 service,
                 &text,
                 Some(*first_ts),
@@ -521,7 +526,7 @@ fn hypotheses_rank_the_root_cause() {
             let kind = s.change.map_or("commit", |c| changes[c].kind.as_str());
             findings.push(Finding::new(
                 &format!("c{i}"),
-                FindingKind::Change,
+                EvidenceKind::Change,
                 &s.service,
                 &format!("{kind} {}", s.title),
                 None,

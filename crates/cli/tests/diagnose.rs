@@ -272,15 +272,21 @@ fn logs(dir: &Path) {
     write(&dir.join("logs/billing.jsonl"), &billing);
 }
 
-#[test]
-fn a_bundle_with_only_incident_and_logs_is_diagnosed_and_the_rest_is_no_data() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
+/// A bundle under `root` with only `incident.json` and [`logs`].
+fn logs_bundle(root: &Path) -> PathBuf {
+    let dir = root.join("bundle");
     write(
         &dir.join("incident.json"),
         &incident("2026-03-01T13:55:00Z", "2026-03-01T14:00:00Z"),
     );
     logs(&dir);
+    dir
+}
+
+#[test]
+fn a_bundle_with_only_incident_and_logs_is_diagnosed_and_the_rest_is_no_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = logs_bundle(tmp.path());
     write(
         &dir.join("changes.jsonl"),
         &format!(
@@ -463,4 +469,45 @@ fn a_non_utf8_byte_in_a_log_file_is_reported_and_the_file_still_diagnosed() {
         "{}",
         r["evidence"]
     );
+}
+
+#[test]
+fn database_diagnostic_errors_are_reported_not_dropped() {
+    // db/ is there but its snapshots cannot be read: the diagnosis still
+    // concludes, and says which database diagnostic failed and why.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = logs_bundle(tmp.path());
+    std::fs::create_dir_all(dir.join("db")).unwrap();
+    for table in ["pg_stat_activity", "pg_locks"] {
+        // A regular file that cannot be read: /proc/self/mem answers EIO at
+        // offset 0 (bad bytes no longer fail: they are decoded lossily).
+        std::os::unix::fs::symlink("/proc/self/mem", dir.join(format!("db/{table}.jsonl")))
+            .unwrap();
+    }
+    let r = report(&dir, &tmp.path().join("git"));
+    let failures: Vec<&Value> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "absence" && e["source"] == "bundle:db")
+        .collect();
+    let diagnostics: Vec<&str> = failures
+        .iter()
+        .map(|e| e["data"]["diagnostic"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        diagnostics,
+        ["lock_waits", "long_running_queries"],
+        "{failures:?}"
+    );
+    for e in &failures {
+        let summary = e["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("failed") && summary.contains("partial"),
+            "{summary}"
+        );
+        assert!(!e["data"]["error"].as_str().unwrap().is_empty(), "{e}");
+    }
+    // The rest of the diagnosis is unaffected.
+    assert_eq!(r["hypotheses"][0]["service"], "billing");
 }

@@ -10,6 +10,7 @@
 //! Layout:
 //! - [`ids`]: id newtypes (`SessionId`, `TaskId`, ...)
 //! - [`incident`]: the validated incident report
+//! - [`evidence`]: `Evidence`, the one record of what was found
 //! - [`state`]: `DiagnosisState` and everything it holds
 //! - [`event`]: `DiagnosisEvent` and `EventKind`
 //! - [`mod@apply`]: the fold
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod db;
 pub mod error;
 pub mod event;
+pub mod evidence;
 pub mod ids;
 pub mod incident;
 pub mod message;
@@ -32,6 +34,7 @@ pub mod store;
 
 pub use error::{ApplyError, IncidentError};
 pub use event::{DiagnosisEvent, EventKind};
+pub use evidence::RankingHints;
 pub use ids::{EventId, EvidenceId, HypothesisId, MessageId, SessionId, TaskId, TenantId};
 pub use incident::{Incident, RawIncident, Severity, TimeWindow};
 pub use message::{AgentReport, AgentTask, Command, Envelope, MessageBody};

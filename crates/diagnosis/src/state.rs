@@ -9,6 +9,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::evidence::{Evidence, EvidenceKind};
 use crate::ids::{EventId, EvidenceId, HypothesisId, SessionId, TaskId, TenantId};
 use crate::incident::Incident;
 
@@ -274,50 +275,6 @@ impl fmt::Display for Category {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// What sort of signal a piece of evidence is; the coordinator counts
-/// agreement across kinds, so two log findings are not "independent".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EvidenceKind {
-    /// Log lines, templates, exceptions.
-    Log,
-    /// Metric series and anomalies.
-    Metric,
-    /// Commits, deploys, config changes.
-    Change,
-    /// Database diagnostics.
-    Database,
-    /// Runbooks and past incidents.
-    Knowledge,
-    /// Traces.
-    Trace,
-    /// The absence of data where data was expected.
-    Absence,
-}
-
-/// One finding, with the query that reproduces it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// Cited by hypotheses and the conclusion.
-    pub id: EvidenceId,
-    /// The agent that found it.
-    pub agent: AgentKind,
-    /// What sort of signal it is.
-    pub kind: EvidenceKind,
-    /// One or two sentences for people and models.
-    pub summary: String,
-    /// Where it came from (`elasticsearch`, `bundle:logs/cart.jsonl`, ...).
-    pub source: String,
-    /// The query that reproduces it, in the source's own language.
-    pub query: Option<String>,
-    /// When the observed signal happened (not when it was found).
-    pub observed_at: DateTime<Utc>,
-    /// How much this evidence moves confidence, in points (-100..=100).
-    pub confidence_contribution: i16,
-    /// Structured detail (template, series, commit, ...).
-    pub data: serde_json::Value,
 }
 
 /// A candidate root cause. Hypotheses form a tree: a refinement points at

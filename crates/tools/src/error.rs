@@ -229,6 +229,53 @@ impl ToolError {
     }
 }
 
+/// Reads an HTTP response of a JSON API: its status and body. A body that
+/// does not parse is never a silent `null`: with a success status it is a
+/// [`ToolError::Parse`] naming the response and the start of what came
+/// back; with an error status (a proxy's HTML 502) `error_page` turns its
+/// text into the backend's own error shape, so the status is still
+/// classified and the message says what the page said.
+pub(crate) async fn json_response(
+    resp: reqwest::Response,
+    source_name: &str,
+    error_page: impl FnOnce(String) -> Value,
+) -> Result<(reqwest::StatusCode, Value), ToolError> {
+    let status = resp.status();
+    let url = resp.url().clone();
+    let text = resp.text().await.map_err(|e| {
+        ToolError::backend(
+            source_name,
+            format!("reading the response of {url}: {e}"),
+            true,
+        )
+    })?;
+    match serde_json::from_str(&text) {
+        Ok(body) => Ok((status, body)),
+        Err(e) if status.is_success() => Err(ToolError::Parse {
+            what: format!("response of {url}"),
+            message: format!(
+                "not JSON ({e}); the body starts with {:?}",
+                body_excerpt(&text)
+            ),
+        }),
+        Err(_) => Ok((
+            status,
+            error_page(format!("non-JSON body: {}", body_excerpt(&text))),
+        )),
+    }
+}
+
+/// The first characters of a response body, for error messages.
+pub(crate) fn body_excerpt(body: &str) -> String {
+    const MAX: usize = 200;
+    let body = body.trim();
+    if body.chars().count() <= MAX {
+        body.to_owned()
+    } else {
+        format!("{}…", body.chars().take(MAX).collect::<String>())
+    }
+}
+
 fn format_problems(problems: &[ArgumentProblem]) -> String {
     problems
         .iter()

@@ -43,100 +43,41 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// One entry of the change log (`changes.jsonl`).
+/// One entry of the change log (`changes.jsonl`): the one change record
+/// of the workspace. The tools crate's `deploy_history` returns it, the
+/// CLI reads bundles into it and the ranking weighs it, so the file format
+/// has one reader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRecord {
-    /// When it took effect, Unix ms.
-    pub ts_ms: i64,
+    /// When it took effect (RFC 3339 in the file; offsets are honoured).
+    pub ts: DateTime<Utc>,
     /// Service it changed.
     pub service: String,
     /// `deploy`, `config`, `flag`, `scale`, `infra` (anything else is kept).
     pub kind: String,
     /// Version deployed, when a deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Commit deployed (full or abbreviated id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     /// Free text.
+    #[serde(default)]
     pub description: String,
 }
 
-/// A `changes.jsonl` line that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ChangesError {
-    /// Not a JSON object with the expected fields.
-    #[error(
-        "changes line {line}: {reason}; expected {{\"ts\": RFC 3339, \"service\", \"kind\", \"description\", optional \"version\", \"commit\"}}"
-    )]
-    Json {
-        /// 1-based line number.
-        line: usize,
-        /// The JSON error.
-        reason: String,
-    },
-    /// `ts` is not an RFC 3339 timestamp.
-    #[error(
-        "changes line {line}: ts {value:?} is not an RFC 3339 timestamp (e.g. 2026-03-02T13:58:40Z)"
-    )]
-    Timestamp {
-        /// 1-based line number.
-        line: usize,
-        /// The text found.
-        value: String,
-    },
-}
-
-#[derive(Deserialize)]
-struct RawChange {
-    ts: String,
-    service: String,
-    kind: String,
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    commit: Option<String>,
-    #[serde(default)]
-    description: String,
-}
-
 impl ChangeRecord {
-    /// Reads a bundle's `changes.jsonl` (one JSON object per line; blank
-    /// lines skipped).
-    ///
-    /// # Errors
-    ///
-    /// [`ChangesError`] naming the line of a malformed record or timestamp.
-    pub fn parse_jsonl(text: &str) -> Result<Vec<Self>, ChangesError> {
-        let mut out = Vec::new();
-        for (i, l) in text.lines().enumerate() {
-            if l.trim().is_empty() {
-                continue;
-            }
-            let raw: RawChange = serde_json::from_str(l).map_err(|e| ChangesError::Json {
-                line: i + 1,
-                reason: e.to_string(),
-            })?;
-            let ts = chrono::DateTime::parse_from_rfc3339(&raw.ts).map_err(|_| {
-                ChangesError::Timestamp {
-                    line: i + 1,
-                    value: raw.ts.clone(),
-                }
-            })?;
-            out.push(Self {
-                ts_ms: ts.timestamp_millis(),
-                service: raw.service,
-                kind: raw.kind,
-                version: raw.version,
-                commit: raw.commit,
-                description: raw.description,
-            });
-        }
-        Ok(out)
+    /// When it took effect, Unix ms (the ranking's clock).
+    #[must_use]
+    pub fn ts_ms(&self) -> i64 {
+        self.ts.timestamp_millis()
     }
 
-    /// A record without version (tests and examples).
+    /// A record without version (tests and examples); a time outside
+    /// chrono's range becomes the Unix epoch.
     #[must_use]
     pub fn new(
         ts_ms: i64,
@@ -146,7 +87,7 @@ impl ChangeRecord {
         description: &str,
     ) -> Self {
         Self {
-            ts_ms,
+            ts: DateTime::from_timestamp_millis(ts_ms).unwrap_or_default(),
             service: service.to_owned(),
             kind: kind.to_owned(),
             version: None,
@@ -754,7 +695,7 @@ pub fn rank_suspects(
         for &k in shipped {
             let c = &commits[k];
             let mut reasons = Vec::new();
-            ctx.timing(Some(change.ts_ms), &mut reasons);
+            ctx.timing(Some(change.ts_ms()), &mut reasons);
             ctx.service(&change.service, &mut reasons);
             ctx.commit_overlap(c, &mut reasons);
             substance(c, shipped.len(), &mut reasons);
@@ -764,10 +705,10 @@ pub fn rank_suspects(
                 service: change.service.clone(),
                 title: format!(
                     "commit {} \"{}\" shipped by {label}",
-                    short(&c.id),
+                    short_commit(&c.id),
                     c.message.lines().next().unwrap_or("")
                 ),
-                effective_ms: Some(change.ts_ms),
+                effective_ms: Some(change.ts_ms()),
                 score: 0.0,
                 reasons,
             }));
@@ -779,7 +720,7 @@ pub fn rank_suspects(
             continue;
         }
         let mut reasons = Vec::new();
-        ctx.timing(Some(change.ts_ms), &mut reasons);
+        ctx.timing(Some(change.ts_ms()), &mut reasons);
         ctx.service(&change.service, &mut reasons);
         let text: HashSet<String> = words(&change.description).collect();
         ctx.token_overlap(&text, &mut reasons);
@@ -788,7 +729,7 @@ pub fn rank_suspects(
             change: Some(ci),
             service: change.service.clone(),
             title: format!("{} {}: {}", change.kind, change.service, change.description),
-            effective_ms: Some(change.ts_ms),
+            effective_ms: Some(change.ts_ms()),
             score: 0.0,
             reasons,
         }));
@@ -826,7 +767,7 @@ pub fn rank_suspects(
             service: services.into_iter().next().unwrap_or_default(),
             title: format!(
                 "commit {} \"{}\" (no deploy found)",
-                short(&c.id),
+                short_commit(&c.id),
                 c.message.lines().next().unwrap_or("")
             ),
             effective_ms: None,
@@ -842,8 +783,14 @@ pub fn rank_suspects(
     out
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(7)]
+/// A commit id as people read it: its first 7 characters, git's default
+/// abbreviation and the shortest prefix [`same_commit`] accepts, so a
+/// shortened id still matches. Suspect titles, reports and remediation
+/// steps all use it (the git tools return 10 characters to models, where
+/// a longer prefix stays unique in a large repository).
+#[must_use]
+pub fn short_commit(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
 }
 
 /// More changed files than this make a commit a bulk change.
@@ -921,8 +868,8 @@ fn shipped_commits(
         // Previous deploy of the same service with a known commit.
         let prev = changes
             .iter()
-            .filter(|p| p.kind == "deploy" && p.service == ch.service && p.ts_ms < ch.ts_ms)
-            .max_by_key(|p| p.ts_ms)
+            .filter(|p| p.kind == "deploy" && p.service == ch.service && p.ts < ch.ts)
+            .max_by_key(|p| p.ts)
             .and_then(|p| p.commit.as_deref().and_then(find));
         // Without a previous deploy, look back a bounded time only, and
         // leave out root commits (an initial import ships everything).
@@ -969,28 +916,18 @@ mod tests {
     const MIN: i64 = 60_000;
 
     #[test]
-    fn changes_jsonl() {
-        let text = "{\"ts\": \"2026-03-02T13:58:40Z\", \"service\": \"checkout\", \"kind\": \"deploy\", \"version\": \"v2.14.0\", \"commit\": \"9c1e2ab\", \"description\": \"deploy checkout v2.14.0\"}\n\n{\"ts\": \"2026-03-02T14:00:00+01:00\", \"service\": \"x\", \"kind\": \"flag\"}\n";
-        let c = ChangeRecord::parse_jsonl(text).unwrap();
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[0].ts_ms, 1_772_459_920_000);
-        assert_eq!(c[0].commit.as_deref(), Some("9c1e2ab"));
-        assert_eq!(c[1].ts_ms, 1_772_456_400_000, "offsets are honoured");
-        let e = ChangeRecord::parse_jsonl(
-            "{\"ts\": \"yesterday\", \"service\": \"x\", \"kind\": \"deploy\"}",
-        )
-        .unwrap_err();
-        assert_eq!(
-            e,
-            ChangesError::Timestamp {
-                line: 1,
-                value: "yesterday".into()
-            }
-        );
-        assert!(matches!(
-            ChangeRecord::parse_jsonl("{}\n").unwrap_err(),
-            ChangesError::Json { line: 1, .. }
-        ));
+    fn changes_jsonl_lines_are_change_records() {
+        let line = |l: &str| serde_json::from_str::<ChangeRecord>(l);
+        let c = line("{\"ts\": \"2026-03-02T13:58:40Z\", \"service\": \"checkout\", \"kind\": \"deploy\", \"version\": \"v2.14.0\", \"commit\": \"9c1e2ab\", \"description\": \"deploy checkout v2.14.0\"}").unwrap();
+        assert_eq!(c.ts_ms(), 1_772_459_920_000);
+        assert_eq!(c.commit.as_deref(), Some("9c1e2ab"));
+        let c =
+            line("{\"ts\": \"2026-03-02T14:00:00+01:00\", \"service\": \"x\", \"kind\": \"flag\"}")
+                .unwrap();
+        assert_eq!(c.ts_ms(), 1_772_456_400_000, "offsets are honoured");
+        assert_eq!(c.description, "");
+        assert!(line("{\"ts\": \"yesterday\", \"service\": \"x\", \"kind\": \"deploy\"}").is_err());
+        assert!(line("{}").is_err());
     }
 
     #[test]

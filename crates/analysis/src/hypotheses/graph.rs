@@ -41,6 +41,21 @@ pub struct DependencyGraph {
     edges: BTreeMap<(String, String), u64>,
 }
 
+/// Byte offsets where the service `name` stands in `text` as a whole word
+/// (not inside `subcart` or `cart_id`; `-` and `_` join words): the one
+/// matcher of service names in free text, for the graph's addresses and
+/// the CLI's "an error names its callee".
+pub fn service_mentions<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let word =
+        |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let bytes = text.as_bytes();
+    text.match_indices(name).map(|(i, _)| i).filter(move |&i| {
+        !name.is_empty()
+            && !word(i.checked_sub(1).map(|j| bytes[j]))
+            && !word(bytes.get(i + name.len()).copied())
+    })
+}
+
 impl DependencyGraph {
     /// An empty graph.
     #[must_use]
@@ -62,36 +77,22 @@ impl DependencyGraph {
     /// `known` services: `name:port`, `//name`, `name.<ns>.svc`, `host=name`,
     /// `upstream="name`. A mere mention (`the cart is empty`) is not a call.
     pub fn observe_log(&mut self, service: &str, message: &str, known: &BTreeSet<String>) {
-        let bytes = message.as_bytes();
         for name in known {
             if name == service {
                 continue;
             }
-            let mut from = 0;
-            while let Some(pos) = message[from..].find(name.as_str()) {
-                let start = from + pos;
+            let addressed = service_mentions(message, name).any(|start| {
                 let end = start + name.len();
-                from = end;
-                let before = start.checked_sub(1).map(|i| bytes[i]);
-                if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                    continue;
-                }
-                let after = bytes.get(end).copied();
-                if after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                    continue;
-                }
                 let rest = &message[end..];
-                let addressed = rest.starts_with(':')
-                    && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+                rest.starts_with(':') && rest[1..].starts_with(|c: char| c.is_ascii_digit())
                     || rest.starts_with(".svc")
                     || (rest.starts_with('.') && rest.contains(".svc"))
                     || message[..start].ends_with("//")
                     || message[..start].ends_with("host=")
-                    || message[..start].ends_with("upstream=\"");
-                if addressed {
-                    self.add(service, name);
-                    break;
-                }
+                    || message[..start].ends_with("upstream=\"")
+            });
+            if addressed {
+                self.add(service, name);
             }
         }
     }

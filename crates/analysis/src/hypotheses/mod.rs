@@ -19,14 +19,14 @@
 //! - **baseline**: findings already present before the incident count less.
 //!
 //! ```
-//! use rootcause_analysis::hypotheses::{rank_hypotheses, Category, Finding, FindingKind, HypothesisConfig};
+//! use rootcause_analysis::hypotheses::{rank_hypotheses, Category, EvidenceKind, Finding, HypothesisConfig};
 //! use rootcause_analysis::hypotheses::graph::DependencyGraph;
 //!
 //! let min = 60_000;
 //! let findings = vec![
-//!     Finding::new("e1", FindingKind::Log, "inventory", "Container inventory terminated: OOMKilled", Some(10 * min), 0.9),
-//!     Finding::new("e2", FindingKind::Metric, "inventory", "container_memory_working_set_bytes rose", Some(9 * min), 0.8),
-//!     Finding::new("e3", FindingKind::Metric, "checkout", "rate of http 503 rose", Some(11 * min), 0.9),
+//!     Finding::new("e1", EvidenceKind::Log, "inventory", "Container inventory terminated: OOMKilled", Some(10 * min), 0.9),
+//!     Finding::new("e2", EvidenceKind::Metric, "inventory", "container_memory_working_set_bytes rose", Some(9 * min), 0.8),
+//!     Finding::new("e3", EvidenceKind::Metric, "checkout", "rate of http 503 rose", Some(11 * min), 0.9),
 //! ];
 //! let mut graph = DependencyGraph::new();
 //! graph.add("checkout", "inventory");
@@ -48,34 +48,24 @@ use graph::DependencyGraph;
 /// mapping table that could drift.
 pub use rootcause_diagnosis::Category;
 
-/// Kinds of evidence; findings of different kinds are independent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// Logs, templates, exceptions.
-    Log,
-    /// Metric anomalies.
-    Metric,
-    /// Deploys, config changes, commits.
-    Change,
-    /// Database diagnostics.
-    Database,
-    /// Runbooks, past incidents.
-    Knowledge,
-    /// Traces.
-    Trace,
-}
+/// Kinds of evidence: the diagnosis model's own, so evidence converts
+/// without a copy that could drift; findings of different kinds are
+/// independent.
+pub use rootcause_diagnosis::{Evidence, EvidenceKind};
 
-/// One piece of evidence as the ranking sees it.
+/// One piece of evidence as the ranking sees it: derived from an
+/// [`Evidence`] by [`Finding::from_evidence`] (or built directly in tests
+/// and examples), with the onset in Unix ms and the service it counts for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Evidence id, cited by the hypotheses it supports.
+    /// Evidence handle (label or id), cited by the hypotheses it supports.
     pub id: String,
     /// Kind.
-    pub kind: FindingKind,
-    /// The service it is about.
+    pub kind: EvidenceKind,
+    /// The service it counts for.
     pub service: String,
-    /// Its text (template, series description, change description).
+    /// The text cues are read from (template, series description, change
+    /// description).
     pub summary: String,
     /// When the signal started.
     pub onset_ms: Option<i64>,
@@ -92,7 +82,7 @@ impl Finding {
     #[must_use]
     pub fn new(
         id: &str,
-        kind: FindingKind,
+        kind: EvidenceKind,
         service: &str,
         summary: &str,
         onset_ms: Option<i64>,
@@ -108,6 +98,30 @@ impl Finding {
             in_baseline: false,
             categories: Vec::new(),
         }
+    }
+
+    /// The ranking's view of a piece of evidence: its counted service
+    /// (`ranking.about`, else `service`), its cue text, onset, strength and
+    /// hints. `None` for what the ranking cannot weigh: an absence (it
+    /// points at nothing) or evidence about no service.
+    #[must_use]
+    pub fn from_evidence(e: &Evidence) -> Option<Self> {
+        if e.kind == EvidenceKind::Absence {
+            return None;
+        }
+        let service = e.counted_service()?;
+        Some(Self {
+            in_baseline: e.ranking.in_baseline,
+            categories: e.ranking.categories.clone(),
+            ..Self::new(
+                &e.handle(),
+                e.kind,
+                service,
+                e.cue_text(),
+                e.observed_at.map(|t| t.timestamp_millis()),
+                e.strength,
+            )
+        })
     }
 }
 
@@ -309,7 +323,7 @@ fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
     if !f.categories.is_empty() {
         return f.categories.iter().map(|c| (*c, 1.0)).collect();
     }
-    if f.kind == FindingKind::Change {
+    if f.kind == EvidenceKind::Change {
         // A change is evidence of a change; its description ("route timeout
         // 3s -> 2s") is not a symptom.
         let lower = f.summary.to_ascii_lowercase();
@@ -332,6 +346,19 @@ const INFRA: [Category; 4] = [
     Category::DependencyFailure,
 ];
 
+/// Ranks hypotheses straight from evidence records (absences and evidence
+/// about no service are left out, see [`Finding::from_evidence`]); best
+/// first. Hypotheses cite evidence by [`Evidence::handle`].
+#[must_use]
+pub fn rank_evidence(
+    evidence: &[Evidence],
+    graph: &DependencyGraph,
+    cfg: &HypothesisConfig,
+) -> Vec<RankedHypothesis> {
+    let findings: Vec<Finding> = evidence.iter().filter_map(Finding::from_evidence).collect();
+    rank_hypotheses(&findings, graph, cfg)
+}
+
 /// Builds and ranks hypotheses; best first.
 #[must_use]
 pub fn rank_hypotheses(
@@ -342,7 +369,7 @@ pub fn rank_hypotheses(
     // Onset per service from observed signals (not change times): the
     // earliest of its strong findings (at least half its strongest), so a
     // stray early error does not make a service look first.
-    let observed = |f: &&Finding| f.kind != FindingKind::Change && !f.in_baseline;
+    let observed = |f: &&Finding| f.kind != EvidenceKind::Change && !f.in_baseline;
     let mut strongest: BTreeMap<&str, f64> = BTreeMap::new();
     for f in findings.iter().filter(observed) {
         let e = strongest.entry(f.service.as_str()).or_insert(0.0);
@@ -367,8 +394,8 @@ pub fn rank_hypotheses(
 
     let mut out = Vec::new();
     for (service, category) in candidates {
-        let mut per_kind: BTreeMap<FindingKind, Vec<f64>> = BTreeMap::new();
-        let mut kinds: BTreeSet<FindingKind> = BTreeSet::new();
+        let mut per_kind: BTreeMap<EvidenceKind, Vec<f64>> = BTreeMap::new();
+        let mut kinds: BTreeSet<EvidenceKind> = BTreeSet::new();
         let mut evidence: Vec<(f64, &str)> = Vec::new();
         let mut reasons = Vec::new();
         let mut in_baseline = 0;
@@ -391,7 +418,7 @@ pub fn rank_hypotheses(
             }
             per_kind.entry(f.kind).or_default().push(s);
             kinds.insert(f.kind);
-            if f.kind != FindingKind::Change && !f.in_baseline {
+            if f.kind != EvidenceKind::Change && !f.in_baseline {
                 dated.push((f.strength, f.onset_ms));
             }
             evidence.push((s, f.id.as_str()));
@@ -432,7 +459,7 @@ pub fn rank_hypotheses(
                 kinds.len(),
                 kinds
                     .iter()
-                    .map(|k| format!("{k:?}").to_lowercase())
+                    .map(|k| k.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -568,7 +595,7 @@ mod tests {
         let mut f = vec![
             Finding::new(
                 "a",
-                FindingKind::Metric,
+                EvidenceKind::Metric,
                 "postgres",
                 "pg_locks_count rose: lock waits",
                 Some(10 * MIN),
@@ -576,7 +603,7 @@ mod tests {
             ),
             Finding::new(
                 "b",
-                FindingKind::Log,
+                EvidenceKind::Log,
                 "postgres",
                 "canceling statement due to statement timeout",
                 Some(10 * MIN),
@@ -586,7 +613,7 @@ mod tests {
         for i in 0..5 {
             f.push(Finding::new(
                 &format!("c{i}"),
-                FindingKind::Log,
+                EvidenceKind::Log,
                 "inventory",
                 "request failed: upstream timed out",
                 Some(14 * MIN),
@@ -606,9 +633,9 @@ mod tests {
 
     #[test]
     fn baseline_findings_count_less() {
-        let mut old = Finding::new("o", FindingKind::Log, "a", "OOMKilled", Some(0), 1.0);
+        let mut old = Finding::new("o", EvidenceKind::Log, "a", "OOMKilled", Some(0), 1.0);
         old.in_baseline = true;
-        let new = Finding::new("n", FindingKind::Log, "b", "OOMKilled", Some(0), 1.0);
+        let new = Finding::new("n", EvidenceKind::Log, "b", "OOMKilled", Some(0), 1.0);
         let r = rank_hypotheses(
             &[old, new],
             &DependencyGraph::new(),
@@ -623,7 +650,7 @@ mod tests {
         let f = vec![
             Finding::new(
                 "d",
-                FindingKind::Change,
+                EvidenceKind::Change,
                 "cart",
                 "deploy cart v3.7.0",
                 None,
@@ -631,7 +658,7 @@ mod tests {
             ),
             Finding::new(
                 "l",
-                FindingKind::Log,
+                EvidenceKind::Log,
                 "cart",
                 "java.lang.NullPointerException at PromotionResolver",
                 Some(5 * MIN),
@@ -639,7 +666,7 @@ mod tests {
             ),
             Finding::new(
                 "m",
-                FindingKind::Metric,
+                EvidenceKind::Metric,
                 "cart",
                 "rate of 500s rose",
                 Some(5 * MIN),

@@ -1,7 +1,8 @@
 //! From bundle data to evidence: the offline analyzers of the log, metric,
-//! code and database agents, run in sequence, each result kept twice, as an
-//! evidence record for people (summary, source, the query that reproduces
-//! it) and as a `Finding` for the hypothesis ranking (same id).
+//! code and database agents, run in sequence, each result one
+//! [`Evidence`] record (the diagnosis model's, as agents will emit it):
+//! summary, source and the query that reproduces it for people, strength
+//! and ranking hints for the hypothesis ranking, a label (`L3`) to cite.
 //!
 //! - logs: per service, the Drain template diff of the incident (from
 //!   `lead` before the window start to its end) against the earlier logs;
@@ -22,15 +23,14 @@ use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use rootcause_analysis::changes::{
     ChangeRecord, RankConfig, ServiceOnset, StackFrame, Suspect, SuspectEvidence, rank_suspects,
 };
-use rootcause_analysis::hypotheses::graph::DependencyGraph;
-use rootcause_analysis::hypotheses::{Category, Finding, FindingKind, category_cues};
+use rootcause_analysis::hypotheses::graph::{DependencyGraph, service_mentions};
+use rootcause_analysis::hypotheses::{Category, category_cues};
 use rootcause_analysis::logs::diff::level_rank;
 use rootcause_analysis::logs::{ChangeKind, DiffConfig, TemplateChange, WILDCARD, diff_templates};
 use rootcause_analysis::metrics::anomaly::{AnomalyConfig, analyze};
-use rootcause_diagnosis::{EvidenceKind, TimeWindow};
+use rootcause_diagnosis::{Evidence, EvidenceKind, RankingHints, TimeWindow};
 use rootcause_tools::ToolContext;
 use rootcause_tools::sql::{BundleDb, Diagnostic, SqlBackend};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::inputs::Inputs;
@@ -45,40 +45,12 @@ const SUSPECTS_KEPT: usize = 5;
 /// A transaction open this long during the incident is worth a look.
 const LONG_TRANSACTION_SECONDS: f64 = 60.0;
 
-/// One piece of evidence as the report shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvidenceItem {
-    /// Id cited by hypotheses (`L3`, `M1`, `C2`, `D1`, `A1`).
-    pub id: String,
-    /// Kind (independent kinds agreeing is what makes a conclusion strong).
-    pub kind: EvidenceKind,
-    /// The service it is about, when it is about one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// One or two sentences.
-    pub summary: String,
-    /// Where it came from (`bundle:logs/cart.jsonl`).
-    pub source: String,
-    /// The command or query that reproduces it, run from the bundle
-    /// directory (`jq`, PromQL, `git`).
-    pub query: String,
-    /// When the observed signal started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_at: Option<DateTime<Utc>>,
-    /// How strong it is, 0 to 1 (what the ranking weighed).
-    pub strength: f64,
-    /// Structured detail.
-    pub data: Value,
-}
-
 /// Everything the analyzers found.
 #[derive(Debug)]
 pub struct Analysis {
     /// Evidence, in the order it was found (logs, metrics, changes,
-    /// database, absence).
-    pub evidence: Vec<EvidenceItem>,
-    /// The same evidence as the ranking sees it.
-    pub findings: Vec<Finding>,
+    /// database, absence), labelled `L`, `M`, `C`, `D`, `A` and a number.
+    pub evidence: Vec<Evidence>,
     /// Inferred service dependencies.
     pub graph: DependencyGraph,
     /// Change suspects, best first.
@@ -91,6 +63,15 @@ pub struct Analysis {
     pub known_services: BTreeSet<String>,
     /// Log findings whose errors name other services (finding id, names).
     calls: Vec<(String, Vec<String>)>,
+}
+
+/// The next label of a kind's letter (`L3` after `L1`, `L2`).
+fn next_label(evidence: &[Evidence], letter: char) -> String {
+    let n = evidence
+        .iter()
+        .filter(|e| e.label.as_deref().is_some_and(|l| l.starts_with(letter)))
+        .count();
+    format!("{letter}{}", n + 1)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -124,21 +105,9 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
     let baseline_end = window.start() - lead;
     let mut a = Analysis {
         evidence: Vec::new(),
-        findings: Vec::new(),
         graph: DependencyGraph::new(),
         suspects: Vec::new(),
-        changes: inputs
-            .changes
-            .iter()
-            .map(|c| ChangeRecord {
-                ts_ms: c.ts.timestamp_millis(),
-                service: c.service.clone(),
-                kind: c.kind.clone(),
-                version: c.version.clone(),
-                commit: c.commit.clone(),
-                description: c.description.clone(),
-            })
-            .collect(),
+        changes: inputs.changes.clone(),
         baseline_end,
         known_services: BTreeSet::new(),
         calls: Vec::new(),
@@ -184,40 +153,31 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
                 continue;
             }
             *n += 1;
-            let id = format!(
-                "M{}",
-                a.evidence.iter().filter(|e| e.id.starts_with('M')).count() + 1
-            );
+            let label = next_label(&a.evidence, 'M');
             let strength = (s.score / 100.0).min(1.0);
             let summary = s.describe();
-            a.findings.push(Finding::new(
-                &id,
-                FindingKind::Metric,
-                &s.service,
-                &summary,
-                Some(s.change.onset_ms),
-                strength,
-            ));
-            a.evidence.push(EvidenceItem {
-                id,
-                kind: EvidenceKind::Metric,
+            let text = format!(
+                "{} ({} from {})",
+                summary,
+                if s.sustained {
+                    "sustained"
+                } else {
+                    "transient"
+                },
+                ms_to_time(s.change.onset_ms)
+                    .map(|t| t.format("%H:%M:%S").to_string())
+                    .unwrap_or_default()
+            );
+            a.evidence.push(Evidence {
+                label: Some(label),
                 service: (!s.service.is_empty()).then(|| s.service.clone()),
-                summary: format!(
-                    "{} ({} from {})",
-                    summary,
-                    if s.sustained {
-                        "sustained"
-                    } else {
-                        "transient"
-                    },
-                    ms_to_time(s.change.onset_ms)
-                        .map(|t| t.format("%H:%M:%S").to_string())
-                        .unwrap_or_default()
-                ),
-                source: "bundle:metrics.om".to_owned(),
-                query: s.query.clone(),
+                query: Some(s.query.clone()),
                 observed_at: ms_to_time(s.change.onset_ms),
                 strength,
+                ranking: RankingHints {
+                    cue_text: Some(summary),
+                    ..RankingHints::default()
+                },
                 data: json!({
                     "metric": s.metric,
                     "labels": s.labels.to_string(),
@@ -227,6 +187,7 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
                     "score": s.score,
                     "sustained": s.sustained,
                 }),
+                ..Evidence::new(EvidenceKind::Metric, text, "bundle:metrics.om")
             });
         }
     }
@@ -247,11 +208,12 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
         .collect();
     if anomalies.is_empty() {
         let mut first: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
-        for f in a.findings.iter().filter(|f| f.kind == FindingKind::Log) {
-            if let Some(t) = f.onset_ms {
-                let e = first.entry(f.service.as_str()).or_insert((t, 0.0));
+        for ev in a.evidence.iter().filter(|e| e.kind == EvidenceKind::Log) {
+            if let (Some(t), Some(service)) = (ev.observed_at, ev.counted_service()) {
+                let t = t.timestamp_millis();
+                let e = first.entry(service).or_insert((t, 0.0));
                 e.0 = e.0.min(t);
-                e.1 += f.strength * 100.0;
+                e.1 += ev.strength * 100.0;
             }
         }
         anomalies = first
@@ -279,20 +241,18 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
     attribute_to_callees(&mut a);
 
     for n in inputs.notes.iter().filter(|n| n.status == "no_data") {
-        let id = format!(
-            "A{}",
-            a.evidence.iter().filter(|e| e.id.starts_with('A')).count() + 1
-        );
-        a.evidence.push(EvidenceItem {
-            id,
-            kind: EvidenceKind::Absence,
-            service: None,
-            summary: n.detail.clone(),
-            source: format!("bundle:{}", n.source),
-            query: format!("ls -d {}", shell_quote(n.source.trim_end_matches('/'))),
-            observed_at: None,
-            strength: 0.0,
+        a.evidence.push(Evidence {
+            label: Some(next_label(&a.evidence, 'A')),
+            query: Some(format!(
+                "ls -d {}",
+                shell_quote(n.source.trim_end_matches('/'))
+            )),
             data: json!({"source": n.source}),
+            ..Evidence::new(
+                EvidenceKind::Absence,
+                n.detail.clone(),
+                format!("bundle:{}", n.source),
+            )
         });
     }
     a
@@ -457,10 +417,7 @@ fn log_evidence(
         if change.incident_count < MIN_LOG_LINES {
             continue;
         }
-        let id = format!(
-            "L{}",
-            a.evidence.iter().filter(|e| e.id.starts_with('L')).count() + 1
-        );
+        let id = next_label(&a.evidence, 'L');
         let example = change.examples.first().cloned().unwrap_or_default();
         let strength = ((change.incident_count as f64).ln() / 100f64.ln()).min(1.0);
         // What the ranking reads: the template and the example's first
@@ -469,15 +426,10 @@ fn log_evidence(
             "{line} {}",
             example.lines().take(3).collect::<Vec<_>>().join(" ")
         );
-        let mut finding = Finding::new(
-            &id,
-            FindingKind::Log,
-            &service,
-            &text,
-            change.first_seen.map(|t| t.timestamp_millis()),
-            strength,
-        );
-        finding.in_baseline = change.kind == ChangeKind::Rose;
+        let mut ranking = RankingHints {
+            in_baseline: change.kind == ChangeKind::Rose,
+            ..RankingHints::default()
+        };
         // An error that names another service is about the call to it: it
         // says the callee failed, not that this service's code or config
         // changed.
@@ -491,13 +443,13 @@ fn log_evidence(
             if !cats.contains(&Category::DependencyFailure) {
                 cats.push(Category::DependencyFailure);
             }
-            finding.categories = cats;
+            ranking.categories = cats;
             for callee in &named {
                 a.graph.add(&service, callee);
             }
             a.calls.push((id.clone(), named));
         }
-        a.findings.push(finding);
+        ranking.cue_text = Some(text);
         if let Some(x) = &change.exception {
             for f in &x.frames {
                 if let Some(file) = &f.file
@@ -546,15 +498,19 @@ fn log_evidence(
                 cut(&x.message, 120)
             ));
         }
-        a.evidence.push(EvidenceItem {
-            id,
-            kind: EvidenceKind::Log,
+        a.evidence.push(Evidence {
+            label: Some(id),
             service: Some(service.clone()),
-            summary,
-            source: format!("bundle:logs/{service}.jsonl"),
-            query: log_query(&service, change.level.as_deref(), baseline_end, end, &line),
+            query: Some(log_query(
+                &service,
+                change.level.as_deref(),
+                baseline_end,
+                end,
+                &line,
+            )),
             observed_at: change.first_seen,
             strength,
+            ranking,
             data: json!({
                 "template": change.template,
                 "change": change.kind,
@@ -565,6 +521,11 @@ fn log_evidence(
                 "example": cut(&example, 1000),
                 "exception": exception,
             }),
+            ..Evidence::new(
+                EvidenceKind::Log,
+                summary,
+                format!("bundle:logs/{service}.jsonl"),
+            )
         });
     }
     LogSignals { frames, tokens }
@@ -581,8 +542,10 @@ fn log_evidence(
 /// is where the dependency failure is handled.
 fn attribute_to_callees(a: &mut Analysis) {
     let mut own: BTreeMap<String, usize> = BTreeMap::new();
-    for f in &a.findings {
-        *own.entry(f.service.clone()).or_default() += 1;
+    for e in &a.evidence {
+        if let Some(service) = e.counted_service() {
+            *own.entry(service.to_owned()).or_default() += 1;
+        }
     }
     for (id, named) in std::mem::take(&mut a.calls) {
         let Some(callee) = named
@@ -593,11 +556,15 @@ fn attribute_to_callees(a: &mut Analysis) {
         else {
             continue;
         };
-        let Some(f) = a.findings.iter_mut().find(|f| f.id == id) else {
+        let Some(e) = a
+            .evidence
+            .iter_mut()
+            .find(|e| e.label.as_deref() == Some(id.as_str()))
+        else {
             continue;
         };
-        let caller = std::mem::replace(&mut f.service, callee.clone());
-        f.categories = category_cues(&f.summary)
+        let caller = e.service.clone().unwrap_or_default();
+        e.ranking.categories = category_cues(e.cue_text())
             .into_iter()
             .map(|(c, _)| c)
             .filter(|c| {
@@ -607,17 +574,16 @@ fn attribute_to_callees(a: &mut Analysis) {
                 )
             })
             .collect();
-        if f.categories.is_empty() {
+        if e.ranking.categories.is_empty() {
             // No cue words: the ranking spreads it over the callee's
             // hypotheses at a quarter weight.
-            f.summary = format!("{callee} failed for its caller {caller}");
+            e.ranking.cue_text = Some(format!("{callee} failed for its caller {caller}"));
         }
-        if let Some(e) = a.evidence.iter_mut().find(|e| e.id == id) {
-            e.summary.push_str(&format!(
-                " [names {callee}, which shows trouble of its own: counted as evidence about {callee}]"
-            ));
-            e.data["about"] = json!(callee);
-        }
+        e.summary.push_str(&format!(
+            " [names {callee}, which shows trouble of its own: counted as evidence about {callee}]"
+        ));
+        e.data["about"] = json!(callee);
+        e.ranking.about = Some(callee);
     }
 }
 
@@ -636,25 +602,20 @@ fn error_text(message: &str) -> String {
 /// Known services other than `service` that `text` names as a whole word
 /// (`http://inventory:8080`, `payments returned 503`, `catalog.get(..)`).
 fn named_services(service: &str, text: &str, known: &BTreeSet<String>) -> Vec<String> {
-    let word =
-        |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let bytes = text.as_bytes();
     known
         .iter()
         .filter(|k| k.as_str() != service && k.len() >= 3)
         .filter(|k| {
-            text.match_indices(k.as_str()).any(|(i, _)| {
-                let end = i + k.len();
+            service_mentions(text, k).any(|i| {
                 // `for checkout 5d2f..`: a name followed by an id is an
                 // entity (a checkout, an order), not the service.
-                let id_follows = text[end..].starts_with(' ')
-                    && text[end..]
+                let rest = &text[i + k.len()..];
+                let id_follows = rest.starts_with(' ')
+                    && rest
                         .split_whitespace()
                         .next()
                         .is_some_and(|t| t.chars().any(|c| c.is_ascii_digit()));
-                !word(i.checked_sub(1).map(|j| bytes[j]))
-                    && !word(bytes.get(end).copied())
-                    && !id_follows
+                !id_follows
             })
         })
         .cloned()
@@ -679,14 +640,6 @@ fn change_evidence(a: &mut Analysis) {
         let change = s.change.and_then(|i| a.changes.get(i));
         let kind = change.map_or("commit", |c| c.kind.as_str());
         let strength = (s.score / 100.0).min(1.0);
-        a.findings.push(Finding::new(
-            &id,
-            FindingKind::Change,
-            &s.service,
-            &format!("{kind} {}", s.title),
-            None,
-            strength,
-        ));
         let query = match (&s.commit, change) {
             (Some(commit), _) => format!(
                 "git clone -q repo.bundle /tmp/rc-repo && git -C /tmp/rc-repo show --stat {}",
@@ -698,37 +651,37 @@ fn change_evidence(a: &mut Analysis) {
                     "select(.service == {} and .kind == {} and (.ts | startswith({})))",
                     jq_string(&c.service),
                     jq_string(&c.kind),
-                    jq_string(
-                        &ms_to_time(c.ts_ms)
-                            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
-                            .unwrap_or_default()
-                    )
+                    jq_string(&c.ts.format("%Y-%m-%dT%H:%M:%S").to_string())
                 ))
             ),
             (None, None) => "cat changes.jsonl".to_owned(),
         };
         let reasons: Vec<String> = s.reasons.iter().map(|r| r.text.clone()).collect();
-        added.push(EvidenceItem {
-            id,
-            kind: EvidenceKind::Change,
+        let summary = format!(
+            "{} (suspect score {:.0}): {}",
+            s.title,
+            s.score,
+            reasons
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let source = if s.commit.is_some() {
+            "bundle:repo.bundle"
+        } else {
+            "bundle:changes.jsonl"
+        };
+        added.push(Evidence {
+            label: Some(id),
             service: Some(s.service.clone()),
-            summary: format!(
-                "{} (suspect score {:.0}): {}",
-                s.title,
-                s.score,
-                reasons
-                    .iter()
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            source: if s.commit.is_some() {
-                "bundle:repo.bundle".to_owned()
-            } else {
-                "bundle:changes.jsonl".to_owned()
+            query: Some(query),
+            // The ranking reads a change's kind, not its description.
+            ranking: RankingHints {
+                cue_text: Some(format!("{kind} {}", s.title)),
+                ..RankingHints::default()
             },
-            query,
             observed_at: s.effective_ms.and_then(ms_to_time),
             strength,
             data: json!({
@@ -739,6 +692,7 @@ fn change_evidence(a: &mut Analysis) {
                 "score": s.score,
                 "reasons": reasons,
             }),
+            ..Evidence::new(EvidenceKind::Change, summary, source)
         });
     }
     a.evidence.extend(added);
@@ -783,6 +737,24 @@ fn started_at(snapshot_at: &Value, row: &Value) -> Option<DateTime<Utc>> {
     Some(at - Duration::milliseconds((secs * 1000.0) as i64))
 }
 
+/// Records that a database diagnostic failed: an absence naming the
+/// diagnostic and its error, so the report says the database evidence is
+/// partial instead of silently having less of it.
+fn database_failed(a: &mut Analysis, diagnostic: &str, error: &str) {
+    a.evidence.push(Evidence {
+        label: Some(next_label(&a.evidence, 'A')),
+        query: Some("ls db/".to_owned()),
+        data: json!({"source": "db/", "diagnostic": diagnostic, "error": error}),
+        ..Evidence::new(
+            EvidenceKind::Absence,
+            format!(
+                "database diagnostic {diagnostic} failed: {error}; the database evidence is partial"
+            ),
+            "bundle:db",
+        )
+    });
+}
+
 fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis) {
     if !inputs.has("db/") {
         return;
@@ -790,31 +762,34 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
     let window: TimeWindow = inputs.incident.window();
     let ctx = ToolContext::new(inputs.bundle.tenant().clone(), window);
     let db = BundleDb::new(std::sync::Arc::new(inputs.bundle.clone()));
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    else {
-        return;
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            database_failed(a, "lock_waits, long_running_queries", &e.to_string());
+            return;
+        }
     };
-    let run = |d: Diagnostic| rt.block_on(db.run(&ctx, &d, 200)).ok();
+    // A diagnostic that fails is reported as partial evidence with its
+    // error; the others still run.
+    let run = |a: &mut Analysis, d: Diagnostic| match rt.block_on(db.run(&ctx, &d, 200)) {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            database_failed(a, d.name(), &e.to_string());
+            None
+        }
+    };
     let db_service = database_service(known);
     let mut next = 1;
-    let push = |a: &mut Analysis, service: &str, item: EvidenceItem| {
-        a.findings.push(Finding {
-            categories: vec![Category::Database],
-            ..Finding::new(
-                &item.id,
-                FindingKind::Database,
-                service,
-                &item.summary,
-                item.observed_at.map(|t| t.timestamp_millis()),
-                item.strength,
-            )
-        });
+    let push = |a: &mut Analysis, service: &str, mut item: Evidence| {
+        item.service = Some(service.to_owned());
+        item.ranking.categories = vec![Category::Database];
         a.evidence.push(item);
     };
 
-    if let Some(waits) = run(Diagnostic::LockWaits)
+    if let Some(waits) = run(a, Diagnostic::LockWaits)
         && !waits.rows.is_empty()
     {
         // Who blocks the most waiters, and since when.
@@ -846,16 +821,13 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
             ));
         }
         let strength = (0.5 + n as f64 / 20.0).min(1.0);
-        let item = EvidenceItem {
-            id: format!("D{next}"),
-            kind: EvidenceKind::Database,
-            service: Some(db_service.clone()),
-            summary: summary.clone(),
-            source: "bundle:db".to_owned(),
-            query: waits.query.clone(),
+        let item = Evidence {
+            label: Some(format!("D{next}")),
+            query: Some(waits.query.clone()),
             observed_at: started,
             strength,
             data: json!({"waiting_sessions": n, "blocker": top.as_ref().map(|(_, _, b)| b.clone())}),
+            ..Evidence::new(EvidenceKind::Database, summary, "bundle:db")
         };
         next += 1;
         push(a, &db_service, item);
@@ -865,50 +837,49 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
             && let Some(service) = service_of_application(app, known)
             && service != db_service
         {
-            let item = EvidenceItem {
-                id: format!("D{next}"),
-                kind: EvidenceKind::Database,
-                service: Some(service.clone()),
-                summary: format!(
-                    "{service} ({app}, pid {pid}) holds the locks {count} database sessions wait for ({}, transaction open {}s)",
-                    b["state"].as_str().unwrap_or("?"),
-                    b["xact_seconds"].as_f64().unwrap_or(0.0)
-                ),
-                source: "bundle:db".to_owned(),
-                query: waits.query.clone(),
+            let summary = format!(
+                "{service} ({app}, pid {pid}) holds the locks {count} database sessions wait for ({}, transaction open {}s)",
+                b["state"].as_str().unwrap_or("?"),
+                b["xact_seconds"].as_f64().unwrap_or(0.0)
+            );
+            let item = Evidence {
+                label: Some(format!("D{next}")),
+                query: Some(waits.query.clone()),
                 observed_at: started,
                 strength: strength * 0.6,
                 data: b.clone(),
+                ..Evidence::new(EvidenceKind::Database, summary, "bundle:db")
             };
             next += 1;
             push(a, &service, item);
         }
     }
-    if let Some(long) = run(Diagnostic::LongRunningQueries {
-        min_seconds: LONG_TRANSACTION_SECONDS,
-    }) && !long.rows.is_empty()
+    if let Some(long) = run(
+        a,
+        Diagnostic::LongRunningQueries {
+            min_seconds: LONG_TRANSACTION_SECONDS,
+        },
+    ) && !long.rows.is_empty()
     {
         let first = &long.rows[0];
         let n = long.rows.len();
-        let item = EvidenceItem {
-            id: format!("D{next}"),
-            kind: EvidenceKind::Database,
-            service: Some(db_service.clone()),
-            summary: format!(
-                "{n} sessions with a query or transaction open over {LONG_TRANSACTION_SECONDS:.0}s; longest: {} ({}, transaction open {}s): {}",
-                first["application_name"].as_str().unwrap_or("?"),
-                first["state"].as_str().unwrap_or("?"),
-                first["xact_seconds"].as_f64().unwrap_or(0.0),
-                cut(
-                    &first["query"].as_str().unwrap_or("").replace('\n', " "),
-                    160
-                )
-            ),
-            source: "bundle:db".to_owned(),
-            query: long.query.clone(),
+        let summary = format!(
+            "{n} sessions with a query or transaction open over {LONG_TRANSACTION_SECONDS:.0}s; longest: {} ({}, transaction open {}s): {}",
+            first["application_name"].as_str().unwrap_or("?"),
+            first["state"].as_str().unwrap_or("?"),
+            first["xact_seconds"].as_f64().unwrap_or(0.0),
+            cut(
+                &first["query"].as_str().unwrap_or("").replace('\n', " "),
+                160
+            )
+        );
+        let item = Evidence {
+            label: Some(format!("D{next}")),
+            query: Some(long.query.clone()),
             observed_at: started_at(&first["snapshot_at"], first),
             strength: (0.3 + n as f64 / 20.0).min(0.8),
             data: json!({"sessions": long.rows}),
+            ..Evidence::new(EvidenceKind::Database, summary, "bundle:db")
         };
         push(a, &db_service, item);
     }

@@ -18,10 +18,11 @@ use rootcause_analysis::changes::CommitInfo;
 use rootcause_analysis::metrics::{MetricSet, openmetrics};
 use rootcause_diagnosis::{Incident, TenantId};
 use rootcause_tools::bundle::{Bundle, read_jsonl, read_jsonl_lossy};
-use rootcause_tools::code::{Change, GitRepository};
+use rootcause_tools::code::{ChangeRecord, GitRepository, change_records};
+use rootcause_tools::knowledge::PastIncident;
 use rootcause_tools::knowledge::ingest::parse_runbook;
 use rootcause_tools::logs::LogRecord;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::InputError;
 
@@ -41,29 +42,6 @@ pub struct Runbook {
     pub title: String,
     /// Everything after the title.
     pub body: String,
-}
-
-/// One line of `past_incidents.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PastIncident {
-    /// Incident id (`INC-1042`).
-    #[serde(default)]
-    pub id: String,
-    /// Title.
-    #[serde(default)]
-    pub title: String,
-    /// What was seen.
-    #[serde(default)]
-    pub symptoms: String,
-    /// What it was.
-    #[serde(default)]
-    pub root_cause: String,
-    /// Root-cause category (wire name).
-    #[serde(default)]
-    pub category: String,
-    /// What fixed it.
-    #[serde(default)]
-    pub resolution: String,
 }
 
 /// Whether a source had data, for the report's data section and the
@@ -90,7 +68,7 @@ pub struct Inputs {
     /// `metrics.om`, parsed; `None` when absent.
     pub metrics: Option<MetricSet>,
     /// `changes.jsonl` records.
-    pub changes: Vec<Change>,
+    pub changes: Vec<ChangeRecord>,
     /// Commits of `repo.bundle`; `None` when absent.
     pub commits: Option<Vec<CommitInfo>>,
     /// Runbooks.
@@ -263,7 +241,10 @@ fn load_metrics(
     Ok(Some(set))
 }
 
-fn load_changes(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<Change>, InputError> {
+fn load_changes(
+    bundle: &Bundle,
+    notes: &mut Vec<SourceNote>,
+) -> Result<Vec<ChangeRecord>, InputError> {
     let path = bundle.path("changes.jsonl");
     if !path.is_file() {
         note(
@@ -274,14 +255,9 @@ fn load_changes(bundle: &Bundle, notes: &mut Vec<SourceNote>) -> Result<Vec<Chan
         );
         return Ok(Vec::new());
     }
-    let (values, mut skipped) = read_jsonl(&path).map_err(|e| unreadable(&path, e))?;
-    let mut changes = Vec::new();
-    for v in values {
-        match serde_json::from_value::<Change>(v) {
-            Ok(c) => changes.push(c),
-            Err(_) => skipped += 1,
-        }
-    }
+    let (values, bad) = read_jsonl(&path).map_err(|e| unreadable(&path, e))?;
+    let (mut changes, skipped) = change_records(values);
+    let skipped = skipped + bad;
     changes.sort_by_key(|c| c.ts);
     let detail = format!("{} changes", changes.len());
     if skipped > 0 {

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::Duration;
-use rootcause_analysis::hypotheses::{HypothesisConfig, rank_hypotheses};
+use rootcause_analysis::hypotheses::{HypothesisConfig, rank_evidence};
 
 /// Arguments of `rootcause diagnose`.
 #[derive(Debug, clap::Args)]
@@ -131,8 +131,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let analysis = evidence::analyze_bundle(&inputs, Duration::minutes(args.lead_minutes));
     let analyze_ms = elapsed_ms(t);
     let t = Instant::now();
-    let ranked = rank_hypotheses(
-        &analysis.findings,
+    let ranked = rank_evidence(
+        &analysis.evidence,
         &analysis.graph,
         &HypothesisConfig::default(),
     );

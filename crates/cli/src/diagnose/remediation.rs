@@ -10,13 +10,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{SecondsFormat, TimeZone, Utc};
-use rootcause_analysis::changes::{ChangeRecord, Suspect};
+use rootcause_analysis::changes::{ChangeRecord, Suspect, short_commit};
 use rootcause_analysis::hypotheses::Category;
-use rootcause_tools::knowledge::terms;
+use rootcause_tools::knowledge::{PastIncident, terms};
 use serde::Serialize;
 
-use super::evidence::{Analysis, EvidenceItem};
-use super::inputs::{PastIncident, Runbook};
+use rootcause_diagnosis::Evidence;
+
+use super::evidence::Analysis;
+use super::inputs::Runbook;
 
 /// The change a hypothesis blames, when its category is about a change.
 #[derive(Debug, Clone, Serialize)]
@@ -117,11 +119,7 @@ fn rank_documents(query: &BTreeSet<String>, docs: &[(String, String)]) -> Vec<(u
 
 /// The text a hypothesis is matched with: its service and category words
 /// and its strongest evidence.
-fn hypothesis_words(
-    service: &str,
-    category: Category,
-    evidence: &[&EvidenceItem],
-) -> BTreeSet<String> {
+fn hypothesis_words(service: &str, category: Category, evidence: &[&Evidence]) -> BTreeSet<String> {
     let mut text = format!(
         "{service} {} {}",
         category.as_str(),
@@ -139,7 +137,7 @@ fn hypothesis_words(
 pub fn matching_runbooks(
     service: &str,
     category: Category,
-    evidence: &[&EvidenceItem],
+    evidence: &[&Evidence],
     runbooks: &[Runbook],
 ) -> Vec<KnowledgeMatch> {
     let query = hypothesis_words(service, category, evidence);
@@ -167,7 +165,7 @@ pub fn matching_runbooks(
 pub fn similar_incidents(
     service: &str,
     category: Category,
-    evidence: &[&EvidenceItem],
+    evidence: &[&Evidence],
     past: &[PastIncident],
 ) -> Vec<KnowledgeMatch> {
     let query = hypothesis_words(service, category, evidence);
@@ -182,7 +180,7 @@ pub fn similar_incidents(
         .collect();
     rank_documents(&query, &docs)
         .into_iter()
-        .filter(|(i, s)| past[*i].category == category.as_str() && *s >= 3.0)
+        .filter(|(i, s)| past[*i].category == Some(category) && *s >= 3.0)
         .take(2)
         .map(|(i, score)| KnowledgeMatch {
             reference: past[i].id.clone(),
@@ -197,10 +195,6 @@ fn when(ms: i64) -> Option<String> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }
 
 /// The best change suspect on `service` that fits `category`: a commit or
@@ -258,9 +252,12 @@ fn previous_release<'a>(
     changes
         .iter()
         .filter(|c| {
-            c.service == service && c.kind == "deploy" && c.ts_ms < before_ms && c.version.is_some()
+            c.service == service
+                && c.kind == "deploy"
+                && c.ts_ms() < before_ms
+                && c.version.is_some()
         })
-        .max_by_key(|c| c.ts_ms)
+        .max_by_key(|c| c.ts)
 }
 
 /// Steps for a hypothesis, most urgent first.
@@ -268,7 +265,7 @@ pub fn steps(
     service: &str,
     category: Category,
     suspect: Option<&SuspectChange>,
-    evidence: &[&EvidenceItem],
+    evidence: &[&Evidence],
     analysis: &Analysis,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -284,13 +281,13 @@ pub fn steps(
             });
             match deploy {
                 Some(d) => {
-                    let prev = previous_release(&analysis.changes, service, d.ts_ms)
+                    let prev = previous_release(&analysis.changes, service, d.ts_ms())
                         .and_then(|p| p.version.clone())
                         .map_or_else(|| "the previous release".to_owned(), |v| format!("the previous release {v}"));
                     out.push(format!(
                         "Roll back {service} from {} to {prev} (`kubectl rollout undo deployment/{service}` or your deploy tool); it went out at {}.",
                         d.version.clone().or_else(|| d.commit.clone()).unwrap_or_else(|| "the suspect release".to_owned()),
-                        when(d.ts_ms).unwrap_or_default()
+                        when(d.ts_ms()).unwrap_or_default()
                     ));
                 }
                 None => out.push(format!(
@@ -300,8 +297,8 @@ pub fn steps(
             if let Some(commit) = suspect.and_then(|s| s.commit.as_deref()) {
                 out.push(format!(
                     "Revert commit {} (`git revert {}`) and ship the fix through review; the evidence ties it to the errors ({}).",
-                    short(commit),
-                    short(commit),
+                    short_commit(commit),
+                    short_commit(commit),
                     suspect.map(|s| s.title.as_str()).unwrap_or("")
                 ));
             }
@@ -322,7 +319,7 @@ pub fn steps(
                 Some(c) => out.push(format!(
                     "Revert the {} change of {service} made at {}: \"{}\".",
                     c.kind,
-                    when(c.ts_ms).unwrap_or_default(),
+                    when(c.ts_ms()).unwrap_or_default(),
                     c.description
                 )),
                 None => out.push(format!(

@@ -9,7 +9,11 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use rootcause_analysis::hypotheses::{Category, RankedHypothesis};
 use serde::Serialize;
 
-use super::evidence::{Analysis, EvidenceItem};
+use rootcause_analysis::changes::short_commit;
+use rootcause_diagnosis::{Evidence, EvidenceKind};
+use serde::Serializer;
+
+use super::evidence::Analysis;
 use super::inputs::{Inputs, SourceNote};
 use super::remediation::{
     KnowledgeMatch, SuspectChange, matching_runbooks, similar_incidents, steps, suspect_for,
@@ -90,10 +94,43 @@ pub struct Report {
     pub data: Vec<SourceNote>,
     /// Hypotheses, most likely first.
     pub hypotheses: Vec<HypothesisView>,
-    /// Every piece of evidence found.
-    pub evidence: Vec<EvidenceItem>,
+    /// Every piece of evidence found (printed under its label, see
+    /// [`evidence_json`]).
+    #[serde(serialize_with = "evidence_json")]
+    pub evidence: Vec<Evidence>,
     /// Milliseconds per phase.
     pub timings_ms: BTreeMap<&'static str, u64>,
+}
+
+/// The report's JSON for evidence: each record under its label (`L3`),
+/// with the fields an SRE reads (kind, service, summary, source, query,
+/// time, strength, data); the full records are what the services store.
+fn evidence_json<S: Serializer>(evidence: &[Evidence], ser: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Shown<'a> {
+        id: String,
+        kind: EvidenceKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service: Option<&'a str>,
+        summary: &'a str,
+        source: &'a str,
+        query: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        observed_at: Option<DateTime<Utc>>,
+        strength: f64,
+        data: &'a serde_json::Value,
+    }
+    ser.collect_seq(evidence.iter().map(|e| Shown {
+        id: e.handle(),
+        kind: e.kind,
+        service: e.service.as_deref(),
+        summary: &e.summary,
+        source: &e.source,
+        query: e.query.as_deref().unwrap_or_default(),
+        observed_at: e.observed_at,
+        strength: e.strength,
+        data: &e.data,
+    }))
 }
 
 fn phrase(c: Category) -> &'static str {
@@ -116,17 +153,14 @@ pub fn build(
     top: usize,
     lead_minutes: i64,
 ) -> Report {
-    let by_id: BTreeMap<&str, &EvidenceItem> = analysis
-        .evidence
-        .iter()
-        .map(|e| (e.id.as_str(), e))
-        .collect();
+    let by_id: BTreeMap<String, &Evidence> =
+        analysis.evidence.iter().map(|e| (e.handle(), e)).collect();
     let hypotheses = ranked
         .iter()
         .take(top)
         .enumerate()
         .map(|(i, h)| {
-            let cited: Vec<&EvidenceItem> = h
+            let cited: Vec<&Evidence> = h
                 .evidence
                 .iter()
                 .filter_map(|id| by_id.get(id.as_str()).copied())
@@ -184,8 +218,8 @@ pub fn build(
 /// A suspect in a few words for the summary table.
 fn short_suspect(x: &SuspectChange) -> String {
     match (&x.commit, &x.version) {
-        (Some(c), Some(v)) => format!("commit {} ({v})", c.get(..7).unwrap_or(c)),
-        (Some(c), None) => format!("commit {}", c.get(..7).unwrap_or(c)),
+        (Some(c), Some(v)) => format!("commit {} ({v})", short_commit(c)),
+        (Some(c), None) => format!("commit {}", short_commit(c)),
         (None, Some(v)) => format!("{} {v}", x.kind),
         (None, None) => {
             let t: String = x.title.chars().take(40).collect();
@@ -268,8 +302,7 @@ pub fn render_text(r: &Report) -> String {
         ]);
     }
     let _ = writeln!(s, "Hypotheses (most likely first):\n{table}\n");
-    let by_id: BTreeMap<&str, &EvidenceItem> =
-        r.evidence.iter().map(|e| (e.id.as_str(), e)).collect();
+    let by_id: BTreeMap<String, &Evidence> = r.evidence.iter().map(|e| (e.handle(), e)).collect();
     for h in &r.hypotheses {
         let _ = writeln!(
             s,
@@ -291,14 +324,15 @@ pub fn render_text(r: &Report) -> String {
                 let _ = writeln!(
                     s,
                     "    [{}] {}{at}: {}",
-                    e.id,
-                    serde_json::to_value(e.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    e.handle(),
+                    e.kind.as_str(),
                     e.summary
                 );
-                let _ = writeln!(s, "         query: {}", e.query);
+                let _ = writeln!(
+                    s,
+                    "         query: {}",
+                    e.query.as_deref().unwrap_or_default()
+                );
             }
         }
         if h.evidence.len() > EVIDENCE_SHOWN {
@@ -327,15 +361,15 @@ pub fn render_text(r: &Report) -> String {
         }
         let _ = writeln!(s);
     }
-    let absent: Vec<&EvidenceItem> = r
+    let absent: Vec<&Evidence> = r
         .evidence
         .iter()
-        .filter(|e| e.id.starts_with('A'))
+        .filter(|e| e.kind == EvidenceKind::Absence)
         .collect();
     if !absent.is_empty() {
         let _ = writeln!(s, "No data (evidence of absence):");
         for e in absent {
-            let _ = writeln!(s, "  [{}] {}", e.id, e.summary);
+            let _ = writeln!(s, "  [{}] {}", e.handle(), e.summary);
         }
         let _ = writeln!(s);
     }

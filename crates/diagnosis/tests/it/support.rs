@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use rootcause_diagnosis::state::{ConclusionReason, FinalResult, PlanStep};
 use rootcause_diagnosis::{
     AgentKind, Category, Confidence, DiagnosisEvent, DiagnosisState, EventId, EventKind, Evidence,
-    EvidenceId, EvidenceKind, Hypothesis, HypothesisId, Incident, Mode, Phase, Plan, SessionId,
-    TaskId, TenantId, Usage,
+    EvidenceId, EvidenceKind, Hypothesis, HypothesisId, Incident, Mode, Phase, Plan, RankingHints,
+    SessionId, TaskId, TenantId, Usage,
 };
 use uuid::Uuid;
 
@@ -218,9 +218,17 @@ pub fn event_for(state: &DiagnosisState, action: &Action, ids: &mut Ids) -> Diag
                 summary: format!("signal {a}"),
                 source: "bundle:logs/checkout.jsonl".into(),
                 query: Some("service:checkout AND level:ERROR".into()),
-                observed_at: t0() + Duration::seconds(i64::from(*a)),
+                observed_at: Some(t0() + Duration::seconds(i64::from(*a))),
                 confidence_contribution: *c,
+                service: Some("checkout".into()),
+                strength: f64::from(*a) / 256.0,
+                ranking: RankingHints {
+                    in_baseline: a % 2 == 0,
+                    categories: vec![Category::ALL[usize::from(*a) % Category::ALL.len()]],
+                    ..RankingHints::default()
+                },
                 data: serde_json::json!({"count": a, "ratio": 0.25, "nested": {"x": [1, 2]}}),
+                ..Evidence::new(EvidenceKind::Log, "", "")
             },
         },
         Action::Hypothesis(p, c, conf, s) => EventKind::HypothesisAdded {

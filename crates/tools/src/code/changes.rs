@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rootcause_diagnosis::TenantId;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::bundle::read_jsonl;
@@ -24,31 +24,31 @@ use crate::tool::{ToolOutput, TypedTool};
 /// Default look-back before the incident window.
 pub const DEFAULT_LOOKBACK_HOURS: i64 = 24;
 
-/// One change, as in `changes.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    /// When it took effect.
-    pub ts: DateTime<Utc>,
-    /// The service changed.
-    pub service: String,
-    /// `deploy`, `config`, `flag`, `scale` or `infra`.
-    pub kind: String,
-    /// Released version, for deploys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Commit released, for deploys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// What changed.
-    #[serde(default)]
-    pub description: String,
+/// One change, as in `changes.jsonl`: the analysis crate's record, so
+/// what this tool returns is what the change ranking weighs.
+pub use rootcause_analysis::changes::ChangeRecord;
+
+/// Reads change records from JSON values (lines of `changes.jsonl`, items of
+/// a deploy API's array), counting those that are not change records; the
+/// one reader of the format, shared by the sources here and the CLI.
+#[must_use]
+pub fn change_records(values: Vec<Value>) -> (Vec<ChangeRecord>, usize) {
+    let mut skipped = 0;
+    let mut changes = Vec::new();
+    for v in values {
+        match serde_json::from_value::<ChangeRecord>(v) {
+            Ok(c) => changes.push(c),
+            Err(_) => skipped += 1,
+        }
+    }
+    (changes, skipped)
 }
 
 /// What the source returned, with lines it could not read.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeBatch {
     /// Changes in the range, any order.
-    pub changes: Vec<Change>,
+    pub changes: Vec<ChangeRecord>,
     /// Records skipped as unreadable.
     pub skipped: usize,
     /// The source's query (a file path or URL).
@@ -114,15 +114,9 @@ impl ChangeSource for ChangesFile {
         let (values, bad) = tokio::task::spawn_blocking(move || read_jsonl(&path))
             .await
             .map_err(|e| ToolError::backend("bundle:changes", e.to_string(), false))??;
-        let mut skipped = bad;
-        let mut changes = Vec::new();
-        for v in values {
-            match serde_json::from_value::<Change>(v) {
-                Ok(c) if c.ts >= start && c.ts < end => changes.push(c),
-                Ok(_) => {}
-                Err(_) => skipped += 1,
-            }
-        }
+        let (mut changes, skipped) = change_records(values);
+        let skipped = skipped + bad;
+        changes.retain(|c| c.ts >= start && c.ts < end);
         Ok(ChangeBatch {
             changes,
             skipped,
@@ -189,16 +183,9 @@ impl ChangeSource for ChangesHttp {
             what: format!("response of {}", rootcause_redact::url(url.as_str())),
             message: format!("{e}; expected a JSON array of change records"),
         })?;
-        let mut skipped = 0;
-        let mut changes = Vec::new();
-        for v in values {
-            match serde_json::from_value::<Change>(v) {
-                // The API may ignore the range; filter anyway.
-                Ok(c) if c.ts >= start && c.ts < end => changes.push(c),
-                Ok(_) => {}
-                Err(_) => skipped += 1,
-            }
-        }
+        let (mut changes, skipped) = change_records(values);
+        // The API may ignore the range; filter anyway.
+        changes.retain(|c| c.ts >= start && c.ts < end);
         Ok(ChangeBatch {
             changes,
             skipped,
@@ -276,7 +263,7 @@ impl TypedTool for DeployHistoryTool {
             Duration::hours(DEFAULT_LOOKBACK_HOURS),
         )?;
         let batch = self.source.changes(ctx, start, end).await?;
-        let mut changes: Vec<Change> = batch
+        let mut changes: Vec<ChangeRecord> = batch
             .changes
             .into_iter()
             .filter(|c| args.service.as_ref().is_none_or(|s| s == &c.service))

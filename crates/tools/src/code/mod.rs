@@ -5,6 +5,8 @@ pub mod changes;
 pub mod git_tools;
 pub mod repo;
 
-pub use changes::{Change, ChangeSource, ChangesFile, ChangesHttp, DeployHistoryTool};
+pub use changes::{
+    ChangeRecord, ChangeSource, ChangesFile, ChangesHttp, DeployHistoryTool, change_records,
+};
 pub use git_tools::{GitBlameTool, GitLogTool, GitShowTool};
 pub use repo::{GitOrigin, GitRepository};

@@ -8,8 +8,8 @@ use diesel::ExpressionMethods;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rootcause_diagnosis::db::StoreError;
 use rootcause_diagnosis::schema::knowledge_documents as kd;
-use rootcause_diagnosis::{DiagnosisState, TenantId};
-use serde::Deserialize;
+use rootcause_diagnosis::{Category, DiagnosisState, TenantId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::KnowledgeKind;
@@ -129,19 +129,28 @@ pub async fn ingest_runbooks(
     Ok(report)
 }
 
-/// A line of `past_incidents.jsonl`.
-#[derive(Debug, Clone, Deserialize)]
-struct PastIncident {
-    id: String,
-    title: String,
+/// A line of `past_incidents.jsonl`: the one past-incident record, read
+/// the same way when ingested into the knowledge base and when the offline
+/// CLI matches a bundle's incidents. The id and title are required (an
+/// incident nobody can cite is no reference); the rest may be missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastIncident {
+    /// Incident id (`INC-1042`).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// What was seen.
     #[serde(default)]
-    symptoms: String,
+    pub symptoms: String,
+    /// What it was.
     #[serde(default)]
-    root_cause: String,
+    pub root_cause: String,
+    /// Root-cause category, when recorded.
     #[serde(default)]
-    category: Option<String>,
+    pub category: Option<Category>,
+    /// What fixed it.
     #[serde(default)]
-    resolution: String,
+    pub resolution: String,
 }
 
 /// Ingests `past_incidents.jsonl`; each incident's source is its id.
@@ -175,8 +184,8 @@ pub async fn ingest_past_incidents(
             inc.symptoms, inc.root_cause, inc.resolution
         );
         let mut meta = v;
-        if let Some(c) = &inc.category {
-            meta["category"] = json!(c);
+        if let Some(c) = inc.category {
+            meta["category"] = json!(c.as_str());
         }
         upsert_document(
             conn,

@@ -30,7 +30,7 @@ use crate::error::ToolError;
 use crate::tool::{ToolOutput, TypedTool};
 
 pub use ingest::{
-    IngestReport, ingest_bundle, ingest_past_incidents, ingest_runbooks,
+    IngestReport, PastIncident, ingest_bundle, ingest_past_incidents, ingest_runbooks,
     record_concluded_diagnosis, upsert_document,
 };
 pub use query::{MatchMode, build_query, incident_query, terms};

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{LogBackend, LogPage, LogQuery, LogRecord, level_variants};
 use crate::context::ToolContext;
-use crate::error::ToolError;
+use crate::error::{ToolError, body_excerpt, json_response};
 
 const SOURCE: &str = "elasticsearch";
 /// Documents per request when scanning for template summaries.
@@ -213,21 +213,23 @@ impl ElasticsearchLogs {
                 e.is_timeout() || e.is_connect(),
             )
         })?;
-        let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = resp.text().await.map_err(|e| {
-            ToolError::backend(SOURCE, format!("reading the response of {url}: {e}"), true)
-        })?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // An error page that is not JSON still says what went wrong: its
+        // text stands in for the cluster's reason.
+        let (status, json) =
+            json_response(resp, SOURCE, |text| json!({"error": {"reason": text}})).await?;
         if status.is_success() {
-            if json.is_null() {
+            if !json.is_object() {
                 return Err(ToolError::Parse {
                     what: format!("response of {}", rootcause_redact::url(url.as_str())),
-                    message: "not JSON".to_owned(),
+                    message: format!(
+                        "expected a JSON object, got {}",
+                        body_excerpt(&json.to_string())
+                    ),
                 });
             }
             return Ok(json);

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{MetricSeries, MetricsBackend, QueryResult, ResultKind};
 use crate::context::ToolContext;
-use crate::error::ToolError;
+use crate::error::{ToolError, json_response};
 use crate::logs::HttpAuth;
 
 const SOURCE: &str = "prometheus";
@@ -216,8 +216,9 @@ impl PrometheusHttp {
                 e.is_timeout() || e.is_connect(),
             )
         })?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        // An error page that is not JSON still says what went wrong: its
+        // text stands in for Prometheus' error.
+        let (status, body) = json_response(resp, SOURCE, |text| json!({"error": text})).await?;
         let query = format!("GET {}?{}", url.path(), url.query().unwrap_or_default());
         if body["status"].as_str() == Some("success") {
             let (kind, series) = parse_data(&body)?;

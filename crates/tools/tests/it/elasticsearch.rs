@@ -449,3 +449,48 @@ fn prometheus_config_debug_masks_the_url_password() {
     assert!(!shown.contains("Pr0m-s3cret"), "{shown}");
     assert!(shown.contains("mimir.internal"), "{shown}");
 }
+
+/// The error of `elasticsearch_search` against a server that answers `response`.
+async fn search_error(response: ResponseTemplate) -> ToolError {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    registry(&server, HttpAuth::None)
+        .call(&window(), "elasticsearch_search", json!({}))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_an_error_not_null() {
+    let err = search_error(
+        ResponseTemplate::new(200).set_body_raw(r#"{"took": 7, "hits": {"#, "application/json"),
+    )
+    .await;
+    match &err {
+        ToolError::Parse { message, .. } => {
+            assert!(
+                message.contains("not JSON") && message.contains("took"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Parse, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_non_json_error_page_keeps_its_text_not_null() {
+    let err = search_error(ResponseTemplate::new(502).set_body_raw(
+        "<html><body>502 Bad Gateway: upstream es-0 down</body></html>",
+        "text/html",
+    ))
+    .await;
+    let msg = err.to_string();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        msg.contains("upstream es-0 down") && !msg.contains("null"),
+        "{msg}"
+    );
+}

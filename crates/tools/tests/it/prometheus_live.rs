@@ -302,3 +302,50 @@ async fn the_tool_defaults_to_the_window_and_reports_the_request() {
         "{err:?}"
     );
 }
+
+/// The error of `prometheus_query` against a server that answers `response`.
+async fn query_error(response: ResponseTemplate) -> ToolError {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    let mut r = ToolRegistry::default();
+    r.register(PrometheusQueryTool::new(
+        PrometheusHttp::new(PrometheusConfig::new(server.uri().parse().unwrap())).unwrap(),
+    ))
+    .unwrap();
+    let cx = ctx("acme", "2026-02-10T14:14:00Z", "2026-02-10T14:40:00Z");
+    r.call(&cx, "prometheus_query", json!({"query": "up"}))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_a_parse_error_not_null() {
+    let err = query_error(ResponseTemplate::new(200).set_body_raw(
+        r#"{"status": "success", "data": {"resultT"#,
+        "application/json",
+    ))
+    .await;
+    match &err {
+        ToolError::Parse { message, .. } => {
+            assert!(
+                message.contains("not JSON") && message.contains("resultT"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Parse, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_non_json_error_page_keeps_its_text() {
+    let err = query_error(ResponseTemplate::new(503).set_body_raw(
+        "upstream connect error: prometheus-0 overloaded",
+        "text/plain",
+    ))
+    .await;
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("prometheus-0 overloaded"), "{err}");
+}

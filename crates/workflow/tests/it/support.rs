@@ -160,21 +160,12 @@ impl Sim {
     }
 
     pub fn evidence(&mut self, agent: AgentKind, kind: EvidenceKind) -> EvidenceId {
-        let id = EvidenceId::new();
-        self.push(EventKind::EvidenceAdded {
-            evidence: Evidence {
-                id,
-                agent,
-                kind,
-                summary: format!("{kind:?} signal"),
-                source: "test".into(),
-                query: None,
-                observed_at: t0(),
-                confidence_contribution: 20,
-                data: serde_json::Value::Null,
-            },
-        })
-        .unwrap();
+        let mut evidence = Evidence::new(kind, format!("{kind:?} signal"), "test");
+        evidence.agent = agent;
+        evidence.observed_at = Some(t0());
+        evidence.confidence_contribution = 20;
+        let id = evidence.id;
+        self.push(EventKind::EvidenceAdded { evidence }).unwrap();
         id
     }
 

@@ -180,9 +180,10 @@ impl Workload {
                     summary: format!("{agent} signal in round {round}"),
                     source: format!("bundle:{agent}/checkout"),
                     query: Some(format!("service:checkout AND round:{round}")),
-                    observed_at: t0() + Duration::seconds(i64::from(round)),
+                    observed_at: Some(t0() + Duration::seconds(i64::from(round))),
                     confidence_contribution: 10 - i as i16 * 5,
                     data: serde_json::json!({"round": round, "ratio": 0.25, "series": [1, 2, 3]}),
+                    ..Evidence::new(EvidenceKind::Log, "", "")
                 },
             });
             self.push(EventKind::AgentCompleted {
