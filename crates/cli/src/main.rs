@@ -7,6 +7,7 @@ mod diagnose;
 mod knowledge;
 mod logs;
 mod migrate;
+mod outbox;
 mod prune;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Diagnose(diagnose::Args),
     /// Delete sent outbox rows and old idempotency records (retention).
     Prune(prune::Args),
+    /// List parked outbox rows or put one back in line.
+    Outbox(outbox::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Knowledge(args) => knowledge::run(args),
         Command::Diagnose(args) => diagnose::run(args),
         Command::Prune(args) => prune::run(args),
+        Command::Outbox(args) => outbox::run(args),
     }
 }

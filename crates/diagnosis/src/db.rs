@@ -350,6 +350,12 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// Confirmed by the broker.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Not published before this time (a failed row waits, growing delay).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Given up on after too many failed attempts; an operator retries it.
+    pub parked_at: Option<DateTime<Utc>>,
+    /// Why it was parked (the last publish error).
+    pub park_reason: Option<String>,
 }
 
 /// A new `outbox` row.

@@ -28,10 +28,13 @@
 //! - [`read`](self::read): events after a seq, current state, state at a seq,
 //!   snapshots, session listing
 //! - [`cursor`](self::cursor): the opaque listing cursor
+//! - [`outbox`](self::outbox): the outbox and idempotency records (every
+//!   statement on `outbox` and `processed_messages`)
 
 pub mod append;
 pub mod cache;
 pub mod cursor;
+pub mod outbox;
 pub mod prune;
 pub mod read;
 
@@ -142,15 +145,14 @@ pub struct NewDiagnosis {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A batch for [`append`]: events the caller vouches fit the current state.
+/// A batch for [`append`]: events that need no decision from the state
+/// (the store still checks each one fits it).
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     /// Events in order; the store numbers them.
     pub events: Vec<NewEvent>,
     /// Messages these events cause, published by the outbox relay after commit.
     pub outbox: Vec<NewOutbox>,
-    /// The session status after these events, for listings; `None` keeps it.
-    pub status: Option<Status>,
 }
 
 impl Batch {
@@ -348,7 +350,8 @@ impl EventStore {
         Ok(outcome)
     }
 
-    /// See [`append`].
+    /// See [`append`]; starts from this store's cached state of the session
+    /// when it has one.
     ///
     /// # Errors
     /// As [`append`], plus [`StoreError::Pool`].
@@ -358,7 +361,8 @@ impl EventStore {
         causation: Option<&Causation>,
         batch: Batch,
     ) -> Result<AppendOutcome<Vec<DiagnosisEvent>>, StoreError> {
-        append(&mut *self.conn().await?, session_id, causation, batch).await
+        let mut conn = self.conn().await?;
+        append::append_cached(&mut conn, Some(&self.cache), session_id, causation, batch).await
     }
 
     /// See [`append_with`]; starts from this store's cached state of the

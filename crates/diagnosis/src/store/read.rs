@@ -84,8 +84,8 @@ pub async fn load_state(
     session_id: SessionId,
     tenant: Option<&TenantId>,
 ) -> Result<DiagnosisState, StoreError> {
-    let head = session_row(conn, session_id, tenant).await?;
-    let start = snapshot(conn, &head).await?;
+    let (head, text) = session_row_with_snapshot(conn, session_id, tenant).await?;
+    let start = parse_snapshot(&head, text)?;
     fold_tail(conn, start, session_id, None)
         .await?
         .ok_or(StoreError::SessionNotFound { session_id })
@@ -122,14 +122,14 @@ pub async fn state_at(
     tenant: Option<&TenantId>,
     seq: u64,
 ) -> Result<DiagnosisState, StoreError> {
-    let head = session_row(conn, session_id, tenant).await?;
+    let (head, text) = session_row_with_snapshot(conn, session_id, tenant).await?;
     if seq == 0 || seq > seq_from_i64(head.last_seq)? {
         return Err(StoreError::NotFound {
             what: "event at that seq (ask for 1..=last_seq)",
         });
     }
     let start = if seq_from_i64(head.snapshot_seq)? <= seq {
-        snapshot(conn, &head).await?
+        parse_snapshot(&head, text)?
     } else {
         None
     };
@@ -283,7 +283,31 @@ async fn session_row(
         .ok_or(StoreError::SessionNotFound { session_id })
 }
 
-/// The stored snapshot of a session whose row is `head`, checked against it.
+/// The session row and its snapshot (as text) in one statement, scoped to
+/// `tenant` when given. Reading them in two statements let a snapshot saved
+/// in between pair a new snapshot with an old `snapshot_seq`, which the
+/// consistency check then reported as corrupt.
+async fn session_row_with_snapshot(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<(Head, Option<String>), StoreError> {
+    let mut q = diagnosis_sessions::table
+        .filter(diagnosis_sessions::session_id.eq(session_id.0))
+        .into_boxed();
+    if let Some(t) = tenant {
+        q = q.filter(diagnosis_sessions::tenant.eq(t.as_str()));
+    }
+    q.select((HEAD, sql::<Nullable<Text>>("snapshot::text")))
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// The stored snapshot of a session whose row is `head`, checked against
+/// it. Call it only where the row cannot change between the two reads (the
+/// writer holds the row lock); readers use [`session_row_with_snapshot`].
 ///
 /// Read as text and parsed straight into the state: going through
 /// `serde_json::Value` (diesel's JSONB type) would parse it twice.
@@ -299,6 +323,14 @@ pub(crate) async fn snapshot(
         .select(sql::<Nullable<Text>>("snapshot::text"))
         .first(conn)
         .await?;
+    parse_snapshot(head, text)
+}
+
+/// Parses a snapshot read together with `head` and checks it belongs to it.
+fn parse_snapshot(head: &Head, text: Option<String>) -> Result<Option<DiagnosisState>, StoreError> {
+    if head.snapshot_seq == 0 {
+        return Ok(None);
+    }
     let Some(text) = text else {
         return Ok(None);
     };

@@ -343,7 +343,6 @@ async fn the_same_message_twice_is_applied_once() {
     let batch = |events| Batch {
         events,
         outbox: vec![message(sid), message(sid)],
-        status: Some(Status::Running),
     };
 
     let first = store
@@ -403,7 +402,6 @@ async fn concurrent_redeliveries_apply_once() {
                     Batch {
                         events: Workload::new().batch(2),
                         outbox: vec![message(sid)],
-                        status: None,
                     },
                 )
                 .await
@@ -991,4 +989,108 @@ async fn a_cached_state_catches_up_with_other_writers_and_rollbacks() {
         c.state,
         store.replay_state(sid, None).await.expect("replay")
     );
+}
+
+/// `load_state` and `state_at` read the session row, then the snapshot in a
+/// second statement; a snapshot saved in between paired a new snapshot with
+/// the old `snapshot_seq` and the check called it corrupt. Under a writer
+/// moving the snapshot forward, every read must succeed and be right.
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_during_snapshot_writes_never_report_a_corrupt_snapshot() {
+    let (_db, store) = setup(4).await;
+    let (sid, genesis) = create(&store, "acme").await;
+    let stored = store
+        .append(sid, None, Batch::of(Workload::new().batch(400)))
+        .await
+        .expect("append")
+        .appended()
+        .expect("applied");
+    let mut live = genesis;
+    let mut states = Vec::new();
+    for e in &stored {
+        live.apply(e).expect("fold");
+        states.push(live.clone());
+    }
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (store, states, done) = (store.clone(), states.clone(), done.clone());
+        async move {
+            for state in &states {
+                store.save_snapshot(state).await.expect("save snapshot");
+            }
+            done.store(true, Ordering::SeqCst);
+        }
+    });
+    let (mut reads, mut corrupt, mut other) = (0_usize, 0_usize, Vec::new());
+    while !AtomicBool::load(&done, Ordering::SeqCst) || reads < 200 {
+        reads += 1;
+        for result in [
+            store.load_state(sid, None).await,
+            store.state_at(sid, None, 300).await,
+        ] {
+            match result {
+                Ok(state) => assert!(state.seq == 401 || state.seq == 300),
+                Err(StoreError::Corrupt { .. }) => corrupt += 1,
+                Err(e) => other.push(e.to_string()),
+            }
+        }
+    }
+    writer.await.expect("writer");
+    println!("{reads} read pairs under a concurrent snapshot writer: {corrupt} corrupt");
+    assert_eq!(
+        corrupt, 0,
+        "false corrupt-snapshot errors in {reads} read pairs"
+    );
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(store.load_state(sid, None).await.expect("load"), live);
+    assert_eq!(
+        store.state_at(sid, None, 300).await.expect("at 300"),
+        states[298]
+    );
+}
+
+/// `append` stored events without folding them, so one bad event broke
+/// every later `load_state` of its session. It now checks each event
+/// against the state and refuses the batch, storing nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn append_refuses_an_event_that_does_not_fold_and_the_session_still_loads() {
+    let (db, store) = setup(2).await;
+    let (sid, genesis) = create(&store, "acme").await;
+    let ghost = NewEvent::now(EventKind::AgentProgress {
+        task_id: TaskId::new(),
+        message: "progress of a task never dispatched".into(),
+    });
+    let err = store
+        .append(
+            sid,
+            Some(&Causation::new("workers.progress", MessageId::new())),
+            Batch {
+                events: vec![ghost],
+                outbox: vec![message(sid)],
+            },
+        )
+        .await
+        .expect_err("an event that does not fold");
+    assert!(
+        matches!(err, StoreError::Apply(ApplyError::UnknownTask { .. })),
+        "{err:?}"
+    );
+    // The free function (no cache) refuses it too.
+    let mut conn = db.connect().await.expect("conn");
+    let err = store::append(
+        &mut conn,
+        sid,
+        None,
+        Batch::of(vec![NewEvent::now(EventKind::AgentProgress {
+            task_id: TaskId::new(),
+            message: "again".into(),
+        })]),
+    )
+    .await
+    .expect_err("does not fold");
+    assert!(matches!(err, StoreError::Apply(_)), "{err:?}");
+    assert_eq!(count_events(&mut conn, sid).await, 1);
+    assert_eq!(count_outbox(&mut conn, sid).await, 0);
+    assert_eq!(count_processed(&mut conn, sid).await, 0);
+    assert_eq!(store.load_state(sid, None).await.expect("loads"), genesis);
 }
