@@ -37,7 +37,9 @@ pub mod store;
 
 pub use error::{ApplyError, IncidentError};
 pub use event::{DiagnosisEvent, EventKind};
-pub use ids::{EventId, EvidenceId, HypothesisId, MessageId, SessionId, TaskId, TenantId};
+pub use ids::{
+    EventId, EvidenceId, HypothesisId, InvalidTenant, MessageId, SessionId, TaskId, TenantId,
+};
 pub use incident::{Incident, RawIncident, Severity, TimeWindow};
 pub use message::{AgentReport, AgentTask, Command, Envelope, MessageBody};
 pub use state::{

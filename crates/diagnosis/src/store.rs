@@ -53,7 +53,9 @@ pub use cache::StateCache;
 pub use cursor::{CursorError, SessionCursor};
 pub use prune::{Pruned, prune};
 pub use read::{
-    MAX_PAGE, events_after, load_state, replay_state, save_snapshot, session, sessions, state_at,
+    MAX_PAGE, events_after, events_after_any_tenant, load_state, load_state_any_tenant,
+    replay_state, replay_state_any_tenant, save_snapshot, session, session_any_tenant, sessions,
+    state_at, state_at_any_tenant,
 };
 
 /// An event as a writer builds it: everything but the seq, which only the
@@ -391,11 +393,24 @@ impl EventStore {
     pub async fn events_after(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
         after: u64,
         limit: u32,
     ) -> Result<EventPage, StoreError> {
         events_after(&mut *self.conn().await?, session_id, tenant, after, limit).await
+    }
+
+    /// See [`events_after_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`events_after`], plus [`StoreError::Pool`].
+    pub async fn events_after_any_tenant(
+        &self,
+        session_id: SessionId,
+        after: u64,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        events_after_any_tenant(&mut *self.conn().await?, session_id, after, limit).await
     }
 
     /// See [`save_snapshot`].
@@ -413,9 +428,20 @@ impl EventStore {
     pub async fn load_state(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<DiagnosisState, StoreError> {
         load_state(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`load_state_any_tenant`] (the orchestrator's recovery, operators).
+    ///
+    /// # Errors
+    /// As [`load_state`], plus [`StoreError::Pool`].
+    pub async fn load_state_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<DiagnosisState, StoreError> {
+        load_state_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`replay_state`].
@@ -425,9 +451,20 @@ impl EventStore {
     pub async fn replay_state(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<DiagnosisState, StoreError> {
         replay_state(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`replay_state_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`replay_state`], plus [`StoreError::Pool`].
+    pub async fn replay_state_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<DiagnosisState, StoreError> {
+        replay_state_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`state_at`].
@@ -437,10 +474,22 @@ impl EventStore {
     pub async fn state_at(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
         seq: u64,
     ) -> Result<DiagnosisState, StoreError> {
         state_at(&mut *self.conn().await?, session_id, tenant, seq).await
+    }
+
+    /// See [`state_at_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`state_at`], plus [`StoreError::Pool`].
+    pub async fn state_at_any_tenant(
+        &self,
+        session_id: SessionId,
+        seq: u64,
+    ) -> Result<DiagnosisState, StoreError> {
+        state_at_any_tenant(&mut *self.conn().await?, session_id, seq).await
     }
 
     /// See [`session`].
@@ -450,9 +499,20 @@ impl EventStore {
     pub async fn session(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<SessionSummary, StoreError> {
         session(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`session_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`session`], plus [`StoreError::Pool`].
+    pub async fn session_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<SessionSummary, StoreError> {
+        session_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`sessions`].

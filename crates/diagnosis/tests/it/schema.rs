@@ -171,7 +171,7 @@ async fn seq_collision_is_a_typed_conflict() {
     );
     assert!(err.is_conflict());
     // Nothing of the failed insert is there, and the events read back equal.
-    let back = db::events_after(&mut conn, sid, 0, 100)
+    let back = db::events_after_any_tenant(&mut conn, sid, 0, 100)
         .await
         .expect("read");
     assert_eq!(back.len(), 2);
@@ -214,7 +214,7 @@ async fn every_table_takes_and_returns_a_row() {
         .await
         .expect("event");
     assert_eq!(
-        db::events_after(&mut conn, sid, 0, 10)
+        db::events_after_any_tenant(&mut conn, sid, 0, 10)
             .await
             .expect("events"),
         vec![g]
