@@ -10,6 +10,7 @@
 //! | `Retry(reason)`, attempts left | publish to the next retry tier with `attempt + 1`, then ack |
 //! | `Retry(reason)`, last attempt | dead-letter with `gave up after N attempts: reason` |
 //! | `Dead(reason)` | dead-letter with the reason |
+//! | the handler panicked | as `Retry("handler panicked: <message>")` |
 //!
 //! Before the handler runs, a body that is not JSON or not an envelope of
 //! the expected type is dead-lettered with the parse error, and an envelope
@@ -18,14 +19,17 @@
 //! the original is nacked back to its queue, so nothing is lost (at worst it
 //! runs again, which the handler's idempotency absorbs).
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::future::Shared as SharedFuture;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -33,6 +37,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use rootcause_diagnosis::Envelope;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -183,6 +188,13 @@ struct Shared<H> {
     /// Logical queue name, for labels and `Incoming::queue`.
     logical: String,
     handler: H,
+    /// Per-session turn-taking: handlers of one session run one at a time,
+    /// in delivery order.
+    turns: SessionTurns,
+    /// Deliveries whose retry or dead letter was published but whose ack
+    /// failed: when the broker redelivers one, it is acked unrun (its
+    /// forwarded copy is the one that runs).
+    forwarded: ForwardedLog,
 }
 
 impl<T, H> fmt::Debug for Consumer<T, H> {
@@ -212,6 +224,8 @@ where
                 queue,
                 logical,
                 handler,
+                turns: SessionTurns::default(),
+                forwarded: ForwardedLog::default(),
             }),
             _body: PhantomData,
         }
@@ -292,7 +306,14 @@ where
                         Some(Ok(delivery)) => {
                             let shared = self.shared.clone();
                             let hard_stop = hard_stop.clone();
-                            tracker.spawn(async move { shared.process::<T>(delivery, hard_stop).await });
+                            // Taken here, in delivery order, not in the task:
+                            // tasks start in any order.
+                            let turn = self.shared.turns.take(session_of(&delivery.data));
+                            tracker.spawn(async move {
+                                let turn = turn.wait().await;
+                                shared.process::<T>(delivery, hard_stop).await;
+                                drop(turn);
+                            });
                         }
                         Some(Err(e)) => {
                             tracing::warn!(queue = %self.shared.queue, error = %e, "consumer stream failed; reconnecting");
@@ -372,6 +393,16 @@ impl<H> Shared<H> {
             }
         };
         let attempt = envelope.attempt.max(1);
+        if delivery.redelivered && self.forwarded.contains(&envelope.id.to_string(), attempt) {
+            // Its retry (or dead letter) went out before the ack failed:
+            // running it again would run a non-transactional handler twice.
+            tracing::info!(queue = %self.logical, message_id = %envelope.id, attempt, "redelivery of a message already forwarded; acking it unrun");
+            if let Ok(true) = delivery.acker.ack(BasicAckOptions::default()).await {
+                self.forwarded.forget(&envelope.id.to_string(), attempt);
+            }
+            count_consumed(&self.logical, "duplicate");
+            return;
+        }
         let span = tracing::info_span!(
             "bus.consume",
             otel.kind = "consumer",
@@ -413,8 +444,18 @@ impl<H> Shared<H> {
             queue: self.logical.clone(),
             redelivered: delivery.redelivered,
         };
+        // A panic is a failed attempt like any other: without the guard the
+        // delivery would stay unacked (lapin does not nack a dropped acker),
+        // never reach the delivery limit, and hold a prefetch slot forever.
+        let guarded =
+            AssertUnwindSafe(self.handler.handle(incoming).instrument(span.clone())).catch_unwind();
         let outcome = tokio::select! {
-            outcome = self.handler.handle(incoming).instrument(span.clone()) => outcome,
+            outcome = guarded => outcome.unwrap_or_else(|panic| {
+                let reason = Reason::new(format!("handler panicked: {}", panic_message(&*panic)));
+                span.in_scope(|| tracing::error!(%reason, "handler panicked; counting it as a failed attempt"));
+                count_consumed(&self.logical, "panicked");
+                Outcome::Retry(reason)
+            }),
             () = hard_stop.cancelled() => {
                 // Dropping the handler's future rolls back its transaction;
                 // the message goes back to the queue for another consumer.
@@ -531,16 +572,156 @@ impl<H> Shared<H> {
             count_consumed(&self.logical, "settle_failed");
             return;
         }
-        match delivery.acker.ack(BasicAckOptions::default()).await {
-            Ok(true) => {}
+        let forwarded = !matches!(action, Action::Ack);
+        let acked = match delivery.acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => true,
             Ok(false) => {
-                tracing::warn!(queue = %self.logical, message_id, "ack not sent: channel closed; the broker will redeliver")
+                tracing::warn!(queue = %self.logical, message_id, "ack not sent: channel closed; the broker will redeliver");
+                false
             }
             Err(e) => {
-                tracing::warn!(queue = %self.logical, message_id, error = %e, "ack failed; the broker will redeliver")
+                tracing::warn!(queue = %self.logical, message_id, error = %e, "ack failed; the broker will redeliver");
+                false
             }
+        };
+        if forwarded && !acked {
+            // The copy is out; the redelivered original must not run again.
+            self.forwarded.remember(message_id.clone(), attempt);
         }
         count_consumed(&self.logical, label);
+    }
+}
+
+/// The session a raw body is about, read without parsing the rest; `None`
+/// for a body that is not an envelope (it runs on its own).
+fn session_of(body: &[u8]) -> Option<uuid::Uuid> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        session_id: uuid::Uuid,
+    }
+    serde_json::from_slice::<Head>(body)
+        .ok()
+        .map(|h| h.session_id)
+}
+
+/// Turn-taking per session. Each delivery takes a [`Turn`] in delivery
+/// order; a turn starts when the previous turn of its session has ended.
+/// Sessions with no delivery in flight have no entry.
+#[derive(Debug, Default)]
+struct SessionTurns {
+    inner: Arc<std::sync::Mutex<TurnTable>>,
+}
+
+#[derive(Debug, Default)]
+struct TurnTable {
+    next_ticket: u64,
+    /// The last turn taken per session: its ticket and the signal it sends
+    /// when it ends.
+    last: HashMap<uuid::Uuid, (u64, SharedFuture<oneshot::Receiver<()>>)>,
+}
+
+/// A place in a session's line; see [`SessionTurns`].
+struct Turn {
+    after: Option<SharedFuture<oneshot::Receiver<()>>>,
+    mine: Option<(uuid::Uuid, u64, oneshot::Sender<()>)>,
+    table: Arc<std::sync::Mutex<TurnTable>>,
+}
+
+impl SessionTurns {
+    fn take(&self, session: Option<uuid::Uuid>) -> Turn {
+        let Some(session) = session else {
+            return Turn {
+                after: None,
+                mine: None,
+                table: self.inner.clone(),
+            };
+        };
+        let (tx, rx) = oneshot::channel();
+        let mut table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        table.next_ticket += 1;
+        let ticket = table.next_ticket;
+        let after = table
+            .last
+            .insert(session, (ticket, rx.shared()))
+            .map(|(_, done)| done);
+        Turn {
+            after,
+            mine: Some((session, ticket, tx)),
+            table: self.inner.clone(),
+        }
+    }
+}
+
+impl Turn {
+    /// Waits until the previous delivery of the session has been settled.
+    async fn wait(mut self) -> Self {
+        if let Some(after) = self.after.take() {
+            // An error only means the previous turn was dropped: also its end.
+            let _ = after.await;
+        }
+        self
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some((session, ticket, done)) = self.mine.take() else {
+            return;
+        };
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.last.get(&session).is_some_and(|(t, _)| *t == ticket) {
+            table.last.remove(&session);
+        }
+        drop(table);
+        let _ = done.send(());
+    }
+}
+
+/// How many forwarded-but-unacked deliveries are remembered; an ack fails
+/// only when the channel breaks, so a handful is plenty.
+const FORWARDED_LOG_SIZE: usize = 1_024;
+
+/// Deliveries (message id, attempt) whose retry or dead letter was
+/// confirmed but whose ack failed, oldest dropped first.
+#[derive(Debug, Default)]
+struct ForwardedLog {
+    inner: std::sync::Mutex<VecDeque<(String, u32)>>,
+}
+
+impl ForwardedLog {
+    fn remember(&self, message_id: String, attempt: u32) {
+        let mut log = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= FORWARDED_LOG_SIZE {
+            log.pop_front();
+        }
+        log.push_back((message_id, attempt));
+    }
+
+    fn contains(&self, message_id: &str, attempt: u32) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(id, a)| id == message_id && *a == attempt)
+    }
+
+    fn forget(&self, message_id: &str, attempt: u32) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, a)| !(id == message_id && *a == attempt));
+    }
+}
+
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a
+/// `String`); anything else is reported as such.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
     }
 }
 

@@ -37,9 +37,7 @@
 //! }
 //! ```
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rootcause_diagnosis::schema::processed_messages;
+use diesel_async::AsyncPgConnection;
 use rootcause_diagnosis::{MessageId, SessionId};
 
 use crate::error::BusError;
@@ -58,15 +56,7 @@ pub async fn mark_processed(
     message_id: MessageId,
     session_id: Option<SessionId>,
 ) -> Result<bool, BusError> {
-    let inserted = diesel::insert_into(processed_messages::table)
-        .values((
-            processed_messages::consumer.eq(consumer),
-            processed_messages::message_id.eq(message_id.as_uuid()),
-            processed_messages::session_id.eq(session_id.map(|s| s.as_uuid())),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
+    rootcause_diagnosis::store::outbox::record_processed(conn, consumer, message_id, session_id)
         .await
-        .map_err(|e| BusError::database("record processed message", e))?;
-    Ok(inserted == 1)
+        .map_err(|e| BusError::database("record processed message", e))
 }

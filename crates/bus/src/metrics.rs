@@ -4,11 +4,11 @@
 //! (the prefix is stripped, so test prefixes never become labels) and the
 //! outcome names below.
 
-use metrics::{Unit, describe_counter, describe_histogram};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Messages taken off a queue, by `queue` and `outcome` (`done`,
 /// `duplicate`, `retry`, `dead`, `malformed`, `expired`, `requeued`,
-/// `settle_failed`).
+/// `settle_failed`, and `panicked` in addition to the outcome a panic became).
 pub const CONSUMED: &str = "rootcause_bus_messages_consumed_total";
 /// Publishes, by `exchange` and `outcome` (`confirmed`, `nacked`,
 /// `timeout`, `unroutable`, `error`).
@@ -23,6 +23,10 @@ pub const CONNECTS: &str = "rootcause_bus_connections_total";
 pub const OUTBOX_SENT: &str = "rootcause_bus_outbox_sent_total";
 /// Outbox rows whose publish failed (they stay unsent and are retried).
 pub const OUTBOX_FAILED: &str = "rootcause_bus_outbox_failed_total";
+/// Outbox rows parked after their last allowed attempt.
+pub const OUTBOX_PARKED: &str = "rootcause_bus_outbox_parked_total";
+/// Outbox rows parked now (waiting for `rootcause outbox retry`); alert on > 0.
+pub const OUTBOX_PARKED_ROWS: &str = "rootcause_bus_outbox_parked_rows";
 
 /// Registers descriptions with the installed recorder. Call once at start,
 /// after installing the exporter; calling it again is harmless.
@@ -61,5 +65,15 @@ pub fn describe() {
         OUTBOX_FAILED,
         Unit::Count,
         "Outbox rows whose publish failed."
+    );
+    describe_counter!(
+        OUTBOX_PARKED,
+        Unit::Count,
+        "Outbox rows parked after their last allowed attempt."
+    );
+    describe_gauge!(
+        OUTBOX_PARKED_ROWS,
+        Unit::Count,
+        "Outbox rows parked now, waiting for an operator."
     );
 }

@@ -336,6 +336,17 @@ impl Publisher {
         results
     }
 
+    /// Opens the confirm channel if it is not open (after the broker closed
+    /// it, e.g. for a publish to an unknown exchange), so the caller can tell
+    /// "the broker is unreachable" from "this message failed".
+    ///
+    /// # Errors
+    /// [`BusError::Timeout`] when no channel opens within `confirm_timeout`,
+    /// or the connection error.
+    pub async fn ensure_channel(&self) -> Result<(), BusError> {
+        self.channel().await.map(drop)
+    }
+
     /// The confirm channel, opened on first use and after it broke. Waits
     /// for a reconnect at most `confirm_timeout`, so a publish during an
     /// outage fails in bounded time and the caller (the outbox) retries.

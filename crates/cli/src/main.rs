@@ -7,6 +7,7 @@ mod diagnose;
 mod knowledge;
 mod logs;
 mod migrate;
+mod outbox;
 mod prune;
 mod redact;
 mod sql;
@@ -37,6 +38,8 @@ enum Command {
     Sql(sql::Args),
     /// Print text (a file or stdin) as it would reach a model, secrets redacted.
     Redact(redact::Args),
+    /// List parked outbox rows or put one back in line.
+    Outbox(outbox::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,5 +57,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Redact(args) => redact::run(args),
+        Command::Outbox(args) => outbox::run(args),
     }
 }

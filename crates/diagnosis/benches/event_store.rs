@@ -187,7 +187,7 @@ async fn recovery(store: &EventStore) -> SessionId {
     const N: usize = 10_000;
     const RUNS: usize = 7;
     let sid = create(store).await;
-    let mut live: DiagnosisState = store.load_state(sid, None).await.expect("genesis");
+    let mut live: DiagnosisState = store.load_state_any_tenant(sid).await.expect("genesis");
     let mut workload = Workload::new();
     let mut snapshot_at_9000 = None;
     for _ in 0..(N - 1) / 333 + 1 {
@@ -214,7 +214,7 @@ async fn recovery(store: &EventStore) -> SessionId {
     let mut replay = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let s = store.replay_state(sid, None).await.expect("replay");
+        let s = store.replay_state_any_tenant(sid).await.expect("replay");
         replay.push(start.elapsed());
         assert_eq!(s, live);
     }
@@ -225,7 +225,7 @@ async fn recovery(store: &EventStore) -> SessionId {
     let mut tail_1000 = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let s = store.load_state(sid, None).await.expect("load");
+        let s = store.load_state_any_tenant(sid).await.expect("load");
         tail_1000.push(start.elapsed());
         assert_eq!(s, live);
     }
@@ -233,14 +233,17 @@ async fn recovery(store: &EventStore) -> SessionId {
     let mut tail_0 = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let s = store.load_state(sid, None).await.expect("load");
+        let s = store.load_state_any_tenant(sid).await.expect("load");
         tail_0.push(start.elapsed());
         assert_eq!(s, live);
     }
     let mut travel = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let s = store.state_at(sid, None, 5_000).await.expect("state_at");
+        let s = store
+            .state_at_any_tenant(sid, 5_000)
+            .await
+            .expect("state_at");
         travel.push(start.elapsed());
         assert_eq!(s.seq(), 5_000);
     }

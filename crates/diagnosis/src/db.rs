@@ -77,6 +77,9 @@ pub enum StoreError {
     /// Events did not fold into a state.
     #[error(transparent)]
     Apply(#[from] crate::error::ApplyError),
+    /// A read was scoped by a tenant id that breaks the rule.
+    #[error(transparent)]
+    InvalidTenant(#[from] crate::ids::InvalidTenant),
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connection(String),
@@ -262,11 +265,12 @@ pub async fn insert_events(
 }
 
 /// Reads up to `limit` events of a session with seq greater than `after`, in
-/// seq order.
+/// seq order, whatever tenant owns it: for operators' tools and tests. Reads
+/// on behalf of a tenant use [`crate::store::events_after`].
 ///
 /// # Errors
 /// Database errors, or [`StoreError::Corrupt`] for a row that does not parse.
-pub async fn events_after(
+pub async fn events_after_any_tenant(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
     after: u64,
@@ -350,6 +354,12 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// Confirmed by the broker.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Not published before this time (a failed row waits, growing delay).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Given up on after too many failed attempts; an operator retries it.
+    pub parked_at: Option<DateTime<Utc>>,
+    /// Why it was parked (the last publish error).
+    pub park_reason: Option<String>,
 }
 
 /// A new `outbox` row.

@@ -84,6 +84,16 @@ uuid_id!(
     HypothesisId
 );
 
+/// A tenant id that breaks the rule of [`TenantId::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "tenant id {tenant:?} is invalid: use 1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+)]
+pub struct InvalidTenant {
+    /// The value refused.
+    pub tenant: String,
+}
+
 /// The tenant a diagnosis belongs to; every read is scoped by it so one team
 /// never sees another's incidents.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,9 +101,44 @@ uuid_id!(
 pub struct TenantId(pub String);
 
 impl TenantId {
-    /// Wraps a tenant name as given by authentication.
+    /// Wraps a tenant name as given by authentication. Reads of the event
+    /// store check it ([`TenantId::validate`]); use [`TenantId::parse`] where
+    /// the name comes from outside.
     pub fn new(name: impl Into<String>) -> Self {
         Self(name.into())
+    }
+
+    /// A tenant id from outside (a token, a header, a flag), checked: 1 to
+    /// 63 characters, lowercase ASCII letters, digits, `_` and `-`, starting
+    /// with a letter or digit. Anything else could widen a pattern built
+    /// from it (an Elasticsearch index `logs-{tenant}-*` with a `,` or `*`
+    /// in it, a metrics tenant header with a `|`).
+    ///
+    /// # Errors
+    /// [`InvalidTenant`] naming the value and the rule.
+    pub fn parse(name: &str) -> Result<Self, InvalidTenant> {
+        let tenant = Self(name.to_owned());
+        tenant.validate()?;
+        Ok(tenant)
+    }
+
+    /// Checks the id against the rule of [`TenantId::parse`].
+    ///
+    /// # Errors
+    /// [`InvalidTenant`] naming the value and the rule.
+    pub fn validate(&self) -> Result<(), InvalidTenant> {
+        let bytes = self.0.as_bytes();
+        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid = (1..=63).contains(&bytes.len())
+            && bytes.first().is_some_and(allowed)
+            && bytes.iter().all(|b| allowed(b) || *b == b'_' || *b == b'-');
+        if valid {
+            Ok(())
+        } else {
+            Err(InvalidTenant {
+                tenant: self.0.clone(),
+            })
+        }
     }
 
     /// The tenant name, for storage and log fields.
@@ -106,5 +151,31 @@ impl TenantId {
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    use super::TenantId;
+
+    #[test]
+    fn tenant_ids_that_could_widen_a_pattern_are_refused() {
+        for ok in ["acme", "a", "team-1", "t_2", &"x".repeat(63)] {
+            assert!(TenantId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Acme",
+            "a,b",
+            "logs-*",
+            "a|b",
+            "-acme",
+            "_a",
+            "a b",
+            "ä",
+            &"x".repeat(64),
+        ] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -108,6 +108,9 @@ diesel::table! {
         attempts -> Int4,
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        parked_at -> Nullable<Timestamptz>,
+        park_reason -> Nullable<Text>,
     }
 }
 

@@ -28,10 +28,13 @@
 //! - [`read`](self::read): events after a seq, current state, state at a seq,
 //!   snapshots, session listing
 //! - [`cursor`](self::cursor): the opaque listing cursor
+//! - [`outbox`](self::outbox): the outbox and idempotency records (every
+//!   statement on `outbox` and `processed_messages`)
 
 pub mod append;
 pub mod cache;
 pub mod cursor;
+pub mod outbox;
 pub mod prune;
 pub mod read;
 
@@ -50,7 +53,9 @@ pub use cache::StateCache;
 pub use cursor::{CursorError, SessionCursor};
 pub use prune::{Pruned, prune};
 pub use read::{
-    MAX_PAGE, events_after, load_state, replay_state, save_snapshot, session, sessions, state_at,
+    MAX_PAGE, events_after, events_after_any_tenant, load_state, load_state_any_tenant,
+    replay_state, replay_state_any_tenant, save_snapshot, session, session_any_tenant, sessions,
+    state_at, state_at_any_tenant,
 };
 
 /// An event as a writer builds it: everything but the seq, which only the
@@ -142,15 +147,14 @@ pub struct NewDiagnosis {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A batch for [`append`]: events the caller vouches fit the current state.
+/// A batch for [`append`]: events that need no decision from the state
+/// (the store still checks each one fits it).
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     /// Events in order; the store numbers them.
     pub events: Vec<NewEvent>,
     /// Messages these events cause, published by the outbox relay after commit.
     pub outbox: Vec<NewOutbox>,
-    /// The session status after these events, for listings; `None` keeps it.
-    pub status: Option<Status>,
 }
 
 impl Batch {
@@ -348,7 +352,8 @@ impl EventStore {
         Ok(outcome)
     }
 
-    /// See [`append`].
+    /// See [`append`]; starts from this store's cached state of the session
+    /// when it has one.
     ///
     /// # Errors
     /// As [`append`], plus [`StoreError::Pool`].
@@ -358,7 +363,8 @@ impl EventStore {
         causation: Option<&Causation>,
         batch: Batch,
     ) -> Result<AppendOutcome<Vec<DiagnosisEvent>>, StoreError> {
-        append(&mut *self.conn().await?, session_id, causation, batch).await
+        let mut conn = self.conn().await?;
+        append::append_cached(&mut conn, Some(&self.cache), session_id, causation, batch).await
     }
 
     /// See [`append_with`]; starts from this store's cached state of the
@@ -387,11 +393,24 @@ impl EventStore {
     pub async fn events_after(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
         after: u64,
         limit: u32,
     ) -> Result<EventPage, StoreError> {
         events_after(&mut *self.conn().await?, session_id, tenant, after, limit).await
+    }
+
+    /// See [`events_after_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`events_after`], plus [`StoreError::Pool`].
+    pub async fn events_after_any_tenant(
+        &self,
+        session_id: SessionId,
+        after: u64,
+        limit: u32,
+    ) -> Result<EventPage, StoreError> {
+        events_after_any_tenant(&mut *self.conn().await?, session_id, after, limit).await
     }
 
     /// See [`save_snapshot`].
@@ -409,9 +428,20 @@ impl EventStore {
     pub async fn load_state(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<DiagnosisState, StoreError> {
         load_state(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`load_state_any_tenant`] (the orchestrator's recovery, operators).
+    ///
+    /// # Errors
+    /// As [`load_state`], plus [`StoreError::Pool`].
+    pub async fn load_state_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<DiagnosisState, StoreError> {
+        load_state_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`replay_state`].
@@ -421,9 +451,20 @@ impl EventStore {
     pub async fn replay_state(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<DiagnosisState, StoreError> {
         replay_state(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`replay_state_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`replay_state`], plus [`StoreError::Pool`].
+    pub async fn replay_state_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<DiagnosisState, StoreError> {
+        replay_state_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`state_at`].
@@ -433,10 +474,22 @@ impl EventStore {
     pub async fn state_at(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
         seq: u64,
     ) -> Result<DiagnosisState, StoreError> {
         state_at(&mut *self.conn().await?, session_id, tenant, seq).await
+    }
+
+    /// See [`state_at_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`state_at`], plus [`StoreError::Pool`].
+    pub async fn state_at_any_tenant(
+        &self,
+        session_id: SessionId,
+        seq: u64,
+    ) -> Result<DiagnosisState, StoreError> {
+        state_at_any_tenant(&mut *self.conn().await?, session_id, seq).await
     }
 
     /// See [`session`].
@@ -446,9 +499,20 @@ impl EventStore {
     pub async fn session(
         &self,
         session_id: SessionId,
-        tenant: Option<&TenantId>,
+        tenant: &TenantId,
     ) -> Result<SessionSummary, StoreError> {
         session(&mut *self.conn().await?, session_id, tenant).await
+    }
+
+    /// See [`session_any_tenant`] (operators only).
+    ///
+    /// # Errors
+    /// As [`session`], plus [`StoreError::Pool`].
+    pub async fn session_any_tenant(
+        &self,
+        session_id: SessionId,
+    ) -> Result<SessionSummary, StoreError> {
+        session_any_tenant(&mut *self.conn().await?, session_id).await
     }
 
     /// See [`sessions`].

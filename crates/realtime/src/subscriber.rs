@@ -76,6 +76,8 @@ pub struct Subscription {
     channel: String,
     id: u64,
     rx: mpsc::Receiver<Signal>,
+    /// Set by the task when it dropped a signal for this watcher; see [`WatcherTx`].
+    lagged: Arc<AtomicBool>,
     watcher: Watcher,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -87,6 +89,7 @@ enum Command {
         session_id: SessionId,
         id: u64,
         tx: mpsc::Sender<Signal>,
+        lagged: Arc<AtomicBool>,
         done: oneshot::Sender<()>,
     },
     Unwatch {
@@ -116,29 +119,45 @@ struct Channel {
 #[derive(Debug)]
 struct WatcherTx {
     tx: mpsc::Sender<Signal>,
-    /// A signal was dropped because the buffer was full; the watcher is told
-    /// with a `Lagged` gap as soon as there is room.
-    lagged: bool,
+    /// A signal was dropped because the buffer was full. Shared with the
+    /// [`Subscription`]: whichever side clears it (the task, on its next send
+    /// to a buffer with room, or the subscription, as soon as it has read its
+    /// buffer empty) reports the `Lagged` gap, so the watcher hears of the
+    /// loss even when no event follows it.
+    lagged: Arc<AtomicBool>,
 }
 
 impl WatcherTx {
     /// Never waits: one slow watcher must not hold up the others or the connection.
     fn send(&mut self, signal: Signal) {
-        if self.lagged {
-            match self.tx.try_send(Signal::Interrupted(GapReason::Lagged)) {
-                Ok(()) => self.lagged = false,
-                Err(TrySendError::Full(_)) => {
-                    metrics::counter!(MESSAGES_DROPPED_TOTAL, "reason" => "lagged").increment(1);
-                    return;
-                }
-                Err(TrySendError::Closed(_)) => return,
-            }
+        if !self.report_lag() {
+            metrics::counter!(MESSAGES_DROPPED_TOTAL, "reason" => "lagged").increment(1);
+            return;
         }
         match self.tx.try_send(signal) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
-                self.lagged = true;
+                self.lagged.store(true, Ordering::SeqCst);
                 metrics::counter!(MESSAGES_DROPPED_TOTAL, "reason" => "lagged").increment(1);
+                // The watcher may have emptied its buffer between the failed
+                // send and the flag: then it has not seen the flag and waits
+                // for a signal, so try to hand it the gap now.
+                self.report_lag();
+            }
+        }
+    }
+
+    /// Sends the pending `Lagged` gap, if any; `false` when one is pending
+    /// and the buffer is still full.
+    fn report_lag(&mut self) -> bool {
+        if !self.lagged.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        match self.tx.try_send(Signal::Interrupted(GapReason::Lagged)) {
+            Ok(()) | Err(TrySendError::Closed(_)) => true,
+            Err(TrySendError::Full(_)) => {
+                self.lagged.store(true, Ordering::SeqCst);
+                false
             }
         }
     }
@@ -205,12 +224,14 @@ impl Subscriber {
         let id = self.next_watcher.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.buffer);
         let (done, watched) = oneshot::channel();
+        let lagged = Arc::new(AtomicBool::new(false));
         self.commands
             .send(Command::Watch {
                 channel: channel.clone(),
                 session_id,
                 id,
                 tx,
+                lagged: Arc::clone(&lagged),
                 done,
             })
             .map_err(|_| RealtimeError::SubscriberStopped)?;
@@ -219,6 +240,7 @@ impl Subscriber {
             channel,
             id,
             rx,
+            lagged,
             watcher: Watcher::new(session_id, last_seen),
             commands: self.commands.clone(),
         };
@@ -275,7 +297,15 @@ impl Stream for Subscription {
                 }
                 return Poll::Ready(Some(delivery));
             }
-            match ready!(this.rx.poll_recv(cx)) {
+            let next = match this.rx.poll_recv(cx) {
+                // The buffer is read empty: a loss the task has not reported
+                // yet (no event came after it) is reported now.
+                Poll::Pending if this.lagged.swap(false, Ordering::SeqCst) => {
+                    Poll::Ready(Some(Signal::Interrupted(GapReason::Lagged)))
+                }
+                other => other,
+            };
+            match ready!(next) {
                 None => return Poll::Ready(None),
                 Some(signal) => {
                     if let Err(Absorbed::Duplicate) = this.watcher.push(signal) {
@@ -447,6 +477,7 @@ impl SubscriberTask {
                 session_id,
                 id,
                 tx,
+                lagged,
                 done,
             } => {
                 let entry = self
@@ -457,7 +488,7 @@ impl SubscriberTask {
                         watchers: HashMap::new(),
                     });
                 let first = entry.watchers.is_empty();
-                entry.watchers.insert(id, WatcherTx { tx, lagged: false });
+                entry.watchers.insert(id, WatcherTx { tx, lagged });
                 self.watchers += 1;
                 if first && self.conn.is_some() {
                     self.subscribe(&channel).await;

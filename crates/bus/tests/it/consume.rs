@@ -327,3 +327,85 @@ async fn a_deleted_queue_is_declared_again_and_consumption_resumes() {
     cancel.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// With prefetch > 1 the handlers of one session ran at once, and in any
+/// order. They now take turns in delivery order, while other sessions run
+/// alongside.
+#[tokio::test(flavor = "multi_thread")]
+async fn handlers_of_one_session_run_one_at_a_time_in_delivery_order() {
+    let mut config = test_config();
+    config.prefetch = 8;
+    let bus = TestBus::with_config(config).await;
+    let session = rootcause_diagnosis::SessionId::new();
+    let running = Arc::new(Mutex::new(std::collections::HashMap::<bool, usize>::new()));
+    let overlap = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Mutex::new(Vec::<(bool, u32)>::new()));
+    let handler = {
+        let (running, overlap, started) = (running.clone(), overlap.clone(), started.clone());
+        move |m: Incoming<Job>| {
+            let (running, overlap, started) = (running.clone(), overlap.clone(), started.clone());
+            async move {
+                let ours = m.envelope.session_id == session;
+                {
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(ours).or_default();
+                    *n += 1;
+                    if ours && *n > 1 {
+                        overlap.fetch_add(1, Ordering::SeqCst);
+                    }
+                    started.lock().unwrap().push((ours, m.envelope.body.n));
+                }
+                // Long enough for the other prefetched deliveries to start
+                // if nothing held them back.
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                *running.lock().unwrap().entry(ours).or_default() -= 1;
+                Outcome::Done
+            }
+        }
+    };
+    let cancel = CancellationToken::new();
+    let consumer = tokio::spawn(
+        Consumer::new(
+            bus.publisher.clone(),
+            bus.topology.commands_queue(),
+            handler,
+        )
+        .run(cancel.clone()),
+    );
+    for n in 0..24 {
+        let envelope = if n % 3 == 2 {
+            job(n) // another session each
+        } else {
+            rootcause_diagnosis::Envelope::new(session, Job { n })
+        };
+        bus.publisher
+            .publish(&bus.topology.commands_exchange(), COMMANDS_KEY, &envelope)
+            .await
+            .expect("confirmed");
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            started.lock().unwrap().len() == 24
+        })
+        .await
+    );
+    cancel.cancel();
+    consumer.await.expect("join").expect("stopped");
+    assert_eq!(
+        overlap.load(Ordering::SeqCst),
+        0,
+        "two handlers of one session ran at once"
+    );
+    let ours: Vec<u32> = started
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(ours, _)| *ours)
+        .map(|(_, n)| *n)
+        .collect();
+    let expected: Vec<u32> = (0..24).filter(|n| n % 3 != 2).collect();
+    assert_eq!(
+        ours, expected,
+        "one session's messages run in delivery order"
+    );
+}

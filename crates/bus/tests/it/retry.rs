@@ -181,3 +181,77 @@ async fn dead_outcome_goes_straight_to_dead_letters() {
     );
     assert_eq!(dead[0].int_header(ATTEMPTS_HEADER), Some(1));
 }
+
+/// A panicking handler used to leave its delivery unacked (lapin does not
+/// nack a dropped acker): with prefetch 1 the consumer then never got
+/// another message. A panic is a failed attempt: retried through the tiers,
+/// then dead-lettered with the panic message, and the next messages run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_handler_is_a_failed_attempt_and_does_not_stall_the_consumer() {
+    let mut config = crate::common::test_config();
+    config.prefetch = 1;
+    let bus = TestBus::with_config(config).await;
+    let handled = Arc::new(Mutex::new(Vec::<(u32, u32)>::new()));
+    let handler = {
+        let handled = handled.clone();
+        move |m: Incoming<Job>| {
+            let handled = handled.clone();
+            async move {
+                handled
+                    .lock()
+                    .unwrap()
+                    .push((m.envelope.body.n, m.envelope.attempt));
+                if m.envelope.body.n == 0 {
+                    panic!("boom in job {}", m.envelope.body.n);
+                }
+                Outcome::Done
+            }
+        }
+    };
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(
+        Consumer::new(
+            bus.publisher.clone(),
+            bus.topology.commands_queue(),
+            handler,
+        )
+        .run(cancel.clone()),
+    );
+    let poison = job(0);
+    for envelope in [poison.clone(), job(1), job(2)] {
+        bus.publisher
+            .publish(&bus.topology.commands_exchange(), COMMANDS_KEY, &envelope)
+            .await
+            .expect("confirmed");
+    }
+    let dead = bus
+        .take(
+            &bus.topology.dead_letters_queue(),
+            1,
+            Duration::from_secs(15),
+        )
+        .await;
+    cancel.cancel();
+    running.await.expect("join").expect("stopped");
+
+    assert_eq!(dead.len(), 1, "the panicking message reached dead-letters");
+    assert_eq!(
+        dead[0].header(REASON_HEADER).as_deref(),
+        Some("gave up after 4 attempts: handler panicked: boom in job 0")
+    );
+    assert_eq!(dead[0].int_header(ATTEMPTS_HEADER), Some(4));
+    let handled = handled.lock().unwrap().clone();
+    let poison_attempts: Vec<u32> = handled
+        .iter()
+        .filter(|(n, _)| *n == 0)
+        .map(|(_, a)| *a)
+        .collect();
+    assert_eq!(poison_attempts, vec![1, 2, 3, 4]);
+    for n in [1, 2] {
+        assert!(
+            handled.iter().any(|(m, _)| *m == n),
+            "job {n} was handled after the panic: {handled:?}"
+        );
+    }
+    assert_eq!(bus.ready(&bus.topology.commands_queue()).await, 0);
+}

@@ -21,7 +21,7 @@ use crate::db::{NewOutbox, NewSession, StoreError, insert_events};
 use crate::error::ApplyError;
 use crate::event::{DiagnosisEvent, EventKind};
 use crate::ids::SessionId;
-use crate::schema::{diagnosis_sessions, outbox, processed_messages};
+use crate::schema::diagnosis_sessions;
 use crate::state::{DiagnosisState, Status};
 
 /// [`append_with`] saves a snapshot by itself once this many events follow
@@ -89,23 +89,35 @@ pub async fn create_session(
     .await
 }
 
-/// Appends events the caller vouches for, without loading the state: the
-/// fast path for writers that already know the events fit (progress, tool
-/// calls and results of a task they saw dispatched) and for bulk imports.
+/// Appends events whose content does not depend on a decision made from
+/// the state (progress, tool calls and results of a task already
+/// dispatched, bulk imports).
 ///
-/// Under the session lock it numbers the events `last_seq + 1 ..`, inserts
-/// them with `batch.outbox`, sets the status to `batch.status` when given,
-/// and records `causation`. The events are not folded here, so an event that
-/// does not fit the state is stored and will fail every replay: callers that
-/// decide from the state use [`append_with`], which checks every event.
+/// Under the session lock it loads the state (from `cache` or the snapshot,
+/// then the events after it), applies each event, and refuses the whole
+/// batch with [`StoreError::Apply`] when one does not fit: an event that
+/// does not fold is never stored, so it can never break a later
+/// `load_state`. Then it numbers the events `last_seq + 1 ..`, inserts them
+/// with `batch.outbox`, sets the status from the folded state, and records
+/// `causation`.
 ///
 /// # Errors
-/// [`StoreError::SessionNotFound`]; [`StoreError::Apply`] with
-/// [`ApplyError::AlreadyCreated`] for a `created` event (only
+/// [`StoreError::SessionNotFound`]; [`StoreError::Apply`] for an event that
+/// does not fit the state (a `created` event never does: only
 /// [`create_session`] writes one); database errors.
-#[instrument(skip_all, fields(session_id = %session_id, events = batch.events.len()))]
 pub async fn append(
     conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    causation: Option<&Causation>,
+    batch: Batch,
+) -> Result<AppendOutcome<Vec<DiagnosisEvent>>, StoreError> {
+    append_cached(conn, None, session_id, causation, batch).await
+}
+
+/// [`append`], starting from `cache` when it holds the session's state.
+pub(crate) async fn append_cached(
+    conn: &mut AsyncPgConnection,
+    cache: Option<&StateCache>,
     session_id: SessionId,
     causation: Option<&Causation>,
     batch: Batch,
@@ -117,18 +129,19 @@ pub async fn append(
     {
         return Err(ApplyError::AlreadyCreated { session_id }.into());
     }
-    conn.transaction(async |conn| {
-        let row = lock_session(conn, session_id).await?;
-        if let Some(c) = causation
-            && !record_message(conn, c, session_id).await?
-        {
-            return Ok(AppendOutcome::Duplicate);
-        }
-        let events = number(session_id, &row, batch.events)?;
-        write(conn, &row, &events, &batch.outbox, batch.status).await?;
-        Ok(AppendOutcome::Appended(events))
+    let Batch { events, outbox } = batch;
+    let outcome = decide_and_append(conn, cache, session_id, causation, move |_| {
+        Ok::<_, StoreError>(Decision {
+            events,
+            outbox,
+            snapshot: false,
+        })
     })
-    .await
+    .await?;
+    Ok(match outcome {
+        AppendOutcome::Appended(committed) => AppendOutcome::Appended(committed.events),
+        AppendOutcome::Duplicate => AppendOutcome::Duplicate,
+    })
 }
 
 /// Load the state, decide, append: all under the session lock, so the
@@ -297,16 +310,13 @@ async fn record_message(
     causation: &Causation,
     session_id: SessionId,
 ) -> Result<bool, StoreError> {
-    let inserted = diesel::insert_into(processed_messages::table)
-        .values((
-            processed_messages::consumer.eq(&causation.consumer),
-            processed_messages::message_id.eq(causation.message_id.0),
-            processed_messages::session_id.eq(Some(session_id.0)),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(inserted == 1)
+    super::outbox::record_processed(
+        conn,
+        &causation.consumer,
+        causation.message_id,
+        Some(session_id),
+    )
+    .await
 }
 
 /// Numbers a batch after the locked row's `last_seq`.
@@ -364,11 +374,5 @@ async fn insert_outbox(
     conn: &mut AsyncPgConnection,
     outbox_rows: &[NewOutbox],
 ) -> Result<(), StoreError> {
-    for chunk in outbox_rows.chunks(INSERT_CHUNK) {
-        diesel::insert_into(outbox::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
+    super::outbox::insert(conn, outbox_rows).await.map(drop)
 }

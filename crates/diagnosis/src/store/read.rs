@@ -30,18 +30,32 @@ pub const MAX_PAGE: u32 = 1_000;
 /// Events per query while folding: bounds memory on long sessions.
 const REPLAY_PAGE: i64 = 5_000;
 
-/// A session's summary; `tenant` (when given) must own it.
+/// A session's summary; `tenant` must own it.
 ///
 /// # Errors
-/// [`StoreError::SessionNotFound`] for an unknown session or another
-/// tenant's; [`StoreError::Corrupt`] for an unknown stored status.
+/// [`StoreError::InvalidTenant`]; [`StoreError::SessionNotFound`] for an
+/// unknown session or another tenant's; [`StoreError::Corrupt`] for an
+/// unknown stored status.
 #[instrument(skip_all, fields(session_id = %session_id))]
 pub async fn session(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
-    tenant: Option<&TenantId>,
+    tenant: &TenantId,
 ) -> Result<SessionSummary, StoreError> {
-    summary(session_row(conn, session_id, tenant).await?)
+    tenant.validate()?;
+    summary(session_row(conn, session_id, Some(tenant)).await?)
+}
+
+/// [`session`] whatever tenant owns it: for operators, never on behalf of
+/// a tenant.
+///
+/// # Errors
+/// As [`session`].
+pub async fn session_any_tenant(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+) -> Result<SessionSummary, StoreError> {
+    summary(session_row(conn, session_id, None).await?)
 }
 
 /// Up to `limit` events with seq greater than `after`, in seq order: what a
@@ -52,6 +66,31 @@ pub async fn session(
 /// tenant's; [`StoreError::Corrupt`] for an event that does not parse.
 #[instrument(skip_all, fields(session_id = %session_id, after))]
 pub async fn events_after(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: &TenantId,
+    after: u64,
+    limit: u32,
+) -> Result<EventPage, StoreError> {
+    tenant.validate()?;
+    events_page(conn, session_id, Some(tenant), after, limit).await
+}
+
+/// [`events_after`] whatever tenant owns the session: for operators, never
+/// on behalf of a tenant.
+///
+/// # Errors
+/// As [`events_after`].
+pub async fn events_after_any_tenant(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    after: u64,
+    limit: u32,
+) -> Result<EventPage, StoreError> {
+    events_page(conn, session_id, None, after, limit).await
+}
+
+async fn events_page(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
     tenant: Option<&TenantId>,
@@ -82,10 +121,31 @@ pub async fn events_after(
 pub async fn load_state(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
+    tenant: &TenantId,
+) -> Result<DiagnosisState, StoreError> {
+    tenant.validate()?;
+    current_state(conn, session_id, Some(tenant)).await
+}
+
+/// [`load_state`] whatever tenant owns the session: for the orchestrator's
+/// own recovery and operators, never on behalf of a tenant.
+///
+/// # Errors
+/// As [`load_state`].
+pub async fn load_state_any_tenant(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+) -> Result<DiagnosisState, StoreError> {
+    current_state(conn, session_id, None).await
+}
+
+async fn current_state(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
     tenant: Option<&TenantId>,
 ) -> Result<DiagnosisState, StoreError> {
-    let head = session_row(conn, session_id, tenant).await?;
-    let start = snapshot(conn, &head).await?;
+    let (head, text) = session_row_with_snapshot(conn, session_id, tenant).await?;
+    let start = parse_snapshot(&head, text)?;
     fold_tail(conn, start, session_id, None)
         .await?
         .ok_or(StoreError::SessionNotFound { session_id })
@@ -99,6 +159,27 @@ pub async fn load_state(
 /// As [`load_state`].
 #[instrument(skip_all, fields(session_id = %session_id))]
 pub async fn replay_state(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: &TenantId,
+) -> Result<DiagnosisState, StoreError> {
+    tenant.validate()?;
+    replayed(conn, session_id, Some(tenant)).await
+}
+
+/// [`replay_state`] whatever tenant owns the session: for operators
+/// rebuilding snapshots, never on behalf of a tenant.
+///
+/// # Errors
+/// As [`load_state`].
+pub async fn replay_state_any_tenant(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+) -> Result<DiagnosisState, StoreError> {
+    replayed(conn, session_id, None).await
+}
+
+async fn replayed(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
     tenant: Option<&TenantId>,
@@ -119,17 +200,40 @@ pub async fn replay_state(
 pub async fn state_at(
     conn: &mut AsyncPgConnection,
     session_id: SessionId,
+    tenant: &TenantId,
+    seq: u64,
+) -> Result<DiagnosisState, StoreError> {
+    tenant.validate()?;
+    state_at_seq(conn, session_id, Some(tenant), seq).await
+}
+
+/// [`state_at`] whatever tenant owns the session: for operators, never on
+/// behalf of a tenant.
+///
+/// # Errors
+/// As [`state_at`].
+pub async fn state_at_any_tenant(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    seq: u64,
+) -> Result<DiagnosisState, StoreError> {
+    state_at_seq(conn, session_id, None, seq).await
+}
+
+async fn state_at_seq(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
     tenant: Option<&TenantId>,
     seq: u64,
 ) -> Result<DiagnosisState, StoreError> {
-    let head = session_row(conn, session_id, tenant).await?;
+    let (head, text) = session_row_with_snapshot(conn, session_id, tenant).await?;
     if seq == 0 || seq > seq_from_i64(head.last_seq)? {
         return Err(StoreError::NotFound {
             what: "event at that seq (ask for 1..=last_seq)",
         });
     }
     let start = if seq_from_i64(head.snapshot_seq)? <= seq {
-        snapshot(conn, &head).await?
+        parse_snapshot(&head, text)?
     } else {
         None
     };
@@ -183,12 +287,14 @@ pub async fn save_snapshot(
 /// descending), optionally of one status, continuing after `query.after`.
 ///
 /// # Errors
-/// [`StoreError::Corrupt`] for an unknown stored status; database errors.
+/// [`StoreError::InvalidTenant`]; [`StoreError::Corrupt`] for an unknown
+/// stored status; database errors.
 #[instrument(skip_all, fields(tenant = %query.tenant))]
 pub async fn sessions(
     conn: &mut AsyncPgConnection,
     query: &SessionQuery,
 ) -> Result<SessionPage, StoreError> {
+    query.tenant.validate()?;
     use diagnosis_sessions::dsl as s;
     let limit = query.limit.clamp(1, MAX_PAGE) as usize;
     let mut q = s::diagnosis_sessions
@@ -283,7 +389,31 @@ async fn session_row(
         .ok_or(StoreError::SessionNotFound { session_id })
 }
 
-/// The stored snapshot of a session whose row is `head`, checked against it.
+/// The session row and its snapshot (as text) in one statement, scoped to
+/// `tenant` when given. Reading them in two statements let a snapshot saved
+/// in between pair a new snapshot with an old `snapshot_seq`, which the
+/// consistency check then reported as corrupt.
+async fn session_row_with_snapshot(
+    conn: &mut AsyncPgConnection,
+    session_id: SessionId,
+    tenant: Option<&TenantId>,
+) -> Result<(Head, Option<String>), StoreError> {
+    let mut q = diagnosis_sessions::table
+        .filter(diagnosis_sessions::session_id.eq(session_id.0))
+        .into_boxed();
+    if let Some(t) = tenant {
+        q = q.filter(diagnosis_sessions::tenant.eq(t.as_str()));
+    }
+    q.select((HEAD, sql::<Nullable<Text>>("snapshot::text")))
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(StoreError::SessionNotFound { session_id })
+}
+
+/// The stored snapshot of a session whose row is `head`, checked against
+/// it. Call it only where the row cannot change between the two reads (the
+/// writer holds the row lock); readers use [`session_row_with_snapshot`].
 ///
 /// Read as text and parsed straight into the state: going through
 /// `serde_json::Value` (diesel's JSONB type) would parse it twice.
@@ -299,6 +429,14 @@ pub(crate) async fn snapshot(
         .select(sql::<Nullable<Text>>("snapshot::text"))
         .first(conn)
         .await?;
+    parse_snapshot(head, text)
+}
+
+/// Parses a snapshot read together with `head` and checks it belongs to it.
+fn parse_snapshot(head: &Head, text: Option<String>) -> Result<Option<DiagnosisState>, StoreError> {
+    if head.snapshot_seq == 0 {
+        return Ok(None);
+    }
     let Some(text) = text else {
         return Ok(None);
     };

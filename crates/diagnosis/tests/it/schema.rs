@@ -52,7 +52,7 @@ async fn tables(url: &str) -> Vec<String> {
 async fn migrations_up_down_up_and_twice_is_a_noop() {
     let db = TestDatabase::empty().await.expect("db");
     let applied = migrations::run_pending(db.url()).await.expect("up");
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
     assert_eq!(tables(db.url()).await, TABLES);
     // Again: nothing to do.
     assert!(
@@ -63,12 +63,12 @@ async fn migrations_up_down_up_and_twice_is_a_noop() {
     );
     assert_eq!(
         migrations::applied(db.url()).await.expect("applied").len(),
-        3
+        4
     );
 
     // Down really rolls back: no table is left.
     let reverted = migrations::revert_all(db.url()).await.expect("down");
-    assert_eq!(reverted.len(), 3);
+    assert_eq!(reverted.len(), 4);
     assert!(
         tables(db.url()).await.is_empty(),
         "down.sql left tables behind"
@@ -171,7 +171,7 @@ async fn seq_collision_is_a_typed_conflict() {
     );
     assert!(err.is_conflict());
     // Nothing of the failed insert is there, and the events read back equal.
-    let back = db::events_after(&mut conn, sid, 0, 100)
+    let back = db::events_after_any_tenant(&mut conn, sid, 0, 100)
         .await
         .expect("read");
     assert_eq!(back.len(), 2);
@@ -214,7 +214,7 @@ async fn every_table_takes_and_returns_a_row() {
         .await
         .expect("event");
     assert_eq!(
-        db::events_after(&mut conn, sid, 0, 10)
+        db::events_after_any_tenant(&mut conn, sid, 0, 10)
             .await
             .expect("events"),
         vec![g]

@@ -99,7 +99,7 @@ async fn all_events(store: &EventStore, sid: SessionId) -> Vec<DiagnosisEvent> {
     loop {
         let after = out.last().map_or(0, |e| e.seq);
         let page = store
-            .events_after(sid, None, after, store::MAX_PAGE)
+            .events_after_any_tenant(sid, after, store::MAX_PAGE)
             .await
             .expect("page");
         out.extend(page.events);
@@ -189,7 +189,7 @@ async fn eight_concurrent_writers_leave_no_gap_and_no_duplicate() {
     let events = all_events(&store, sid).await;
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=2 + (WRITERS * EACH) as u64).collect::<Vec<_>>());
-    let summary = store.session(sid, None).await.expect("session");
+    let summary = store.session_any_tenant(sid).await.expect("session");
     assert_eq!(summary.last_seq, 2 + (WRITERS * EACH) as u64);
     // Every writer's every message is there once.
     for w in 0..WRITERS {
@@ -200,7 +200,7 @@ async fn eight_concurrent_writers_leave_no_gap_and_no_duplicate() {
         assert_eq!(mine, EACH, "writer {w}");
     }
     // And the log folds.
-    let state = store.replay_state(sid, None).await.expect("replay");
+    let state = store.replay_state_any_tenant(sid).await.expect("replay");
     assert_eq!(state.seq(), summary.last_seq);
     assert_eq!(state.timeline().len(), 2 + WRITERS * EACH);
 }
@@ -248,7 +248,7 @@ async fn decisions_under_the_lock_see_every_earlier_append() {
     for t in tasks {
         t.await.expect("writer");
     }
-    let state = store.load_state(sid, None).await.expect("load");
+    let state = store.load_state_any_tenant(sid).await.expect("load");
     assert_eq!(state.confidence().get() as usize, WRITERS * EACH);
     assert_eq!(state.seq(), 1 + (WRITERS * EACH) as u64);
 }
@@ -295,7 +295,7 @@ async fn recovery_agrees(n: usize) {
     let (_db, store) = setup(2).await;
     let (sid, live) = build_session(&store, n).await;
     assert_eq!(live.seq(), n as u64);
-    let summary = store.session(sid, None).await.expect("session");
+    let summary = store.session_any_tenant(sid).await.expect("session");
     assert_eq!(summary.last_seq, n as u64);
     assert!(
         summary.snapshot_seq > 0 && summary.snapshot_seq < summary.last_seq,
@@ -304,8 +304,14 @@ async fn recovery_agrees(n: usize) {
         summary.last_seq
     );
     assert!(summary.last_seq - summary.snapshot_seq < AUTO_SNAPSHOT_TAIL);
-    let from_snapshot = store.load_state(sid, None).await.expect("snapshot + tail");
-    let replayed = store.replay_state(sid, None).await.expect("full replay");
+    let from_snapshot = store
+        .load_state_any_tenant(sid)
+        .await
+        .expect("snapshot + tail");
+    let replayed = store
+        .replay_state_any_tenant(sid)
+        .await
+        .expect("full replay");
     assert_eq!(from_snapshot, replayed);
     assert_eq!(replayed, live);
     assert_eq!(summary.status, live.status());
@@ -343,7 +349,6 @@ async fn the_same_message_twice_is_applied_once() {
     let batch = |events| Batch {
         events,
         outbox: vec![message(sid), message(sid)],
-        status: Some(Status::Running),
     };
 
     let first = store
@@ -403,7 +408,6 @@ async fn concurrent_redeliveries_apply_once() {
                     Batch {
                         events: Workload::new().batch(2),
                         outbox: vec![message(sid)],
-                        status: None,
                     },
                 )
                 .await
@@ -523,7 +527,7 @@ async fn a_failed_decision_or_event_writes_nothing_so_the_message_can_retry() {
     assert_eq!(count_events(&mut conn, sid).await, 1);
     assert_eq!(count_outbox(&mut conn, sid).await, 0);
     assert_eq!(count_processed(&mut conn, sid).await, 0);
-    let summary = store.session(sid, None).await.expect("session");
+    let summary = store.session_any_tenant(sid).await.expect("session");
     assert_eq!((summary.last_seq, summary.snapshot_seq), (1, 0));
 
     // So the retry of the same message is applied, not taken for a duplicate.
@@ -553,7 +557,7 @@ async fn an_append_inside_the_callers_transaction_commits_with_it() {
         .await;
     assert!(r.is_err());
     assert_eq!(count_events(&mut conn, sid).await, 1);
-    assert_eq!(store.session(sid, None).await.expect("s").last_seq, 1);
+    assert_eq!(store.session_any_tenant(sid).await.expect("s").last_seq, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -584,17 +588,17 @@ async fn time_travel_gives_the_state_at_every_seq() {
             history.push(live.clone());
         }
     }
-    let summary = store.session(sid, None).await.expect("session");
+    let summary = store.session_any_tenant(sid).await.expect("session");
     assert_eq!(summary.snapshot_seq, 36);
     // Before, at and after the snapshot.
     for (i, expected) in history.iter().enumerate() {
         let seq = i as u64 + 1;
-        let got = store.state_at(sid, None, seq).await.expect("state_at");
+        let got = store.state_at_any_tenant(sid, seq).await.expect("state_at");
         assert_eq!(&got, expected, "state at seq {seq}");
     }
     for bad in [0, 62] {
         let err = store
-            .state_at(sid, None, bad)
+            .state_at_any_tenant(sid, bad)
             .await
             .expect_err("out of range");
         assert!(err.is_not_found(), "{err:?}");
@@ -621,7 +625,10 @@ async fn snapshots_only_move_forward() {
     assert!(store.save_snapshot(&at(20)).await.expect("save 20"));
     assert!(!store.save_snapshot(&at(10)).await.expect("older"));
     assert!(!store.save_snapshot(&at(20)).await.expect("same"));
-    assert_eq!(store.session(sid, None).await.expect("s").snapshot_seq, 20);
+    assert_eq!(
+        store.session_any_tenant(sid).await.expect("s").snapshot_seq,
+        20
+    );
     // A state ahead of the log (an event that was never stored) is refused.
     let mut ahead = at(31);
     ahead
@@ -638,9 +645,15 @@ async fn snapshots_only_move_forward() {
         .expect("fold");
     assert!(!store.save_snapshot(&ahead).await.expect("ahead"));
     assert!(store.save_snapshot(&at(31)).await.expect("save 31"));
-    assert_eq!(store.session(sid, None).await.expect("s").snapshot_seq, 31);
+    assert_eq!(
+        store.session_any_tenant(sid).await.expect("s").snapshot_seq,
+        31
+    );
     // The snapshot is what load_state starts from, and it is right.
-    assert_eq!(store.load_state(sid, None).await.expect("load"), at(31));
+    assert_eq!(
+        store.load_state_any_tenant(sid).await.expect("load"),
+        at(31)
+    );
 
     // A session that does not exist, or the state of another tenant.
     // The fields are private, so forge the states the way a bad snapshot
@@ -670,7 +683,7 @@ async fn snapshots_only_move_forward() {
     ))
     .await
     .expect("corrupt it");
-    let err = store.load_state(sid, None).await.expect_err("corrupt");
+    let err = store.load_state_any_tenant(sid).await.expect_err("corrupt");
     assert!(
         matches!(
             err,
@@ -681,7 +694,10 @@ async fn snapshots_only_move_forward() {
         ),
         "{err:?}"
     );
-    assert_eq!(store.replay_state(sid, None).await.expect("replay"), at(31));
+    assert_eq!(
+        store.replay_state_any_tenant(sid).await.expect("replay"),
+        at(31)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -698,41 +714,29 @@ async fn reads_are_scoped_to_the_tenant() {
     let globex = TenantId::new("globex");
     assert_eq!(
         store
-            .events_after(sid, Some(&acme), 0, 10)
+            .events_after(sid, &acme, 0, 10)
             .await
             .expect("own")
             .events
             .len(),
         6
     );
-    assert!(store.load_state(sid, Some(&acme)).await.is_ok());
+    assert!(store.load_state(sid, &acme).await.is_ok());
     for err in [
         store
-            .events_after(sid, Some(&globex), 0, 10)
+            .events_after(sid, &globex, 0, 10)
             .await
             .expect_err("events"),
+        store.load_state(sid, &globex).await.expect_err("state"),
+        store.replay_state(sid, &globex).await.expect_err("replay"),
+        store.state_at(sid, &globex, 2).await.expect_err("state_at"),
+        store.session(sid, &globex).await.expect_err("session"),
         store
-            .load_state(sid, Some(&globex))
-            .await
-            .expect_err("state"),
-        store
-            .replay_state(sid, Some(&globex))
-            .await
-            .expect_err("replay"),
-        store
-            .state_at(sid, Some(&globex), 2)
-            .await
-            .expect_err("state_at"),
-        store
-            .session(sid, Some(&globex))
-            .await
-            .expect_err("session"),
-        store
-            .events_after(SessionId::new(), None, 0, 10)
+            .events_after_any_tenant(SessionId::new(), 0, 10)
             .await
             .expect_err("unknown"),
         store
-            .load_state(SessionId::new(), Some(&acme))
+            .load_state(SessionId::new(), &acme)
             .await
             .expect_err("unknown"),
     ] {
@@ -761,7 +765,7 @@ async fn events_after_pages_through_the_log() {
     let mut pages = 0;
     loop {
         let page = store
-            .events_after(sid, None, after, 10)
+            .events_after_any_tenant(sid, after, 10)
             .await
             .expect("page");
         pages += 1;
@@ -774,10 +778,16 @@ async fn events_after_pages_through_the_log() {
     assert_eq!(pages, 3);
     assert_eq!(seen, (1..=25).collect::<Vec<_>>());
     // Past the end: empty, no more.
-    let tail = store.events_after(sid, None, 25, 10).await.expect("tail");
+    let tail = store
+        .events_after_any_tenant(sid, 25, 10)
+        .await
+        .expect("tail");
     assert!(tail.events.is_empty() && !tail.has_more);
     // A page is never larger than MAX_PAGE, and never empty by asking for 0.
-    let one = store.events_after(sid, None, 0, 0).await.expect("zero");
+    let one = store
+        .events_after_any_tenant(sid, 0, 0)
+        .await
+        .expect("zero");
     assert_eq!(one.events.len(), 1);
 }
 
@@ -898,7 +908,7 @@ async fn outbox_rows_are_written_in_order_with_the_events() {
         .await
         .expect("outbox");
     assert_eq!(stored, ids);
-    let summary = store.session(sid, None).await.expect("s");
+    let summary = store.session_any_tenant(sid).await.expect("s");
     assert_eq!((summary.last_seq, summary.snapshot_seq), (6, 6));
 }
 
@@ -994,6 +1004,175 @@ async fn a_cached_state_catches_up_with_other_writers_and_rollbacks() {
     check(&c.events, Some(&c.state));
     assert_eq!(
         c.state,
-        store.replay_state(sid, None).await.expect("replay")
+        store.replay_state_any_tenant(sid).await.expect("replay")
+    );
+}
+
+/// `load_state` and `state_at` read the session row, then the snapshot in a
+/// second statement; a snapshot saved in between paired a new snapshot with
+/// the old `snapshot_seq` and the check called it corrupt. Under a writer
+/// moving the snapshot forward, every read must succeed and be right.
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_during_snapshot_writes_never_report_a_corrupt_snapshot() {
+    let (_db, store) = setup(4).await;
+    let (sid, genesis) = create(&store, "acme").await;
+    let stored = store
+        .append(sid, None, Batch::of(Workload::new().batch(400)))
+        .await
+        .expect("append")
+        .appended()
+        .expect("applied");
+    let mut live = genesis;
+    let mut states = Vec::new();
+    for e in &stored {
+        live.apply(e).expect("fold");
+        states.push(live.clone());
+    }
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (store, states, done) = (store.clone(), states.clone(), done.clone());
+        async move {
+            for state in &states {
+                store.save_snapshot(state).await.expect("save snapshot");
+            }
+            done.store(true, Ordering::SeqCst);
+        }
+    });
+    let (mut reads, mut corrupt, mut other) = (0_usize, 0_usize, Vec::new());
+    while !AtomicBool::load(&done, Ordering::SeqCst) || reads < 200 {
+        reads += 1;
+        for result in [
+            store.load_state_any_tenant(sid).await,
+            store.state_at_any_tenant(sid, 300).await,
+        ] {
+            match result {
+                Ok(state) => assert!(state.seq() == 401 || state.seq() == 300),
+                Err(StoreError::Corrupt { .. }) => corrupt += 1,
+                Err(e) => other.push(e.to_string()),
+            }
+        }
+    }
+    writer.await.expect("writer");
+    println!("{reads} read pairs under a concurrent snapshot writer: {corrupt} corrupt");
+    assert_eq!(
+        corrupt, 0,
+        "false corrupt-snapshot errors in {reads} read pairs"
+    );
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(store.load_state_any_tenant(sid).await.expect("load"), live);
+    assert_eq!(
+        store.state_at_any_tenant(sid, 300).await.expect("at 300"),
+        states[298]
+    );
+}
+
+/// `append` stored events without folding them, so one bad event broke
+/// every later `load_state` of its session. It now checks each event
+/// against the state and refuses the batch, storing nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn append_refuses_an_event_that_does_not_fold_and_the_session_still_loads() {
+    let (db, store) = setup(2).await;
+    let (sid, genesis) = create(&store, "acme").await;
+    let ghost = NewEvent::now(EventKind::AgentProgress {
+        task_id: TaskId::new(),
+        message: "progress of a task never dispatched".into(),
+    });
+    let err = store
+        .append(
+            sid,
+            Some(&Causation::new("workers.progress", MessageId::new())),
+            Batch {
+                events: vec![ghost],
+                outbox: vec![message(sid)],
+            },
+        )
+        .await
+        .expect_err("an event that does not fold");
+    assert!(
+        matches!(err, StoreError::Apply(ApplyError::UnknownTask { .. })),
+        "{err:?}"
+    );
+    // The free function (no cache) refuses it too.
+    let mut conn = db.connect().await.expect("conn");
+    let err = store::append(
+        &mut conn,
+        sid,
+        None,
+        Batch::of(vec![NewEvent::now(EventKind::AgentProgress {
+            task_id: TaskId::new(),
+            message: "again".into(),
+        })]),
+    )
+    .await
+    .expect_err("does not fold");
+    assert!(matches!(err, StoreError::Apply(_)), "{err:?}");
+    assert_eq!(count_events(&mut conn, sid).await, 1);
+    assert_eq!(count_outbox(&mut conn, sid).await, 0);
+    assert_eq!(count_processed(&mut conn, sid).await, 0);
+    assert_eq!(
+        store.load_state_any_tenant(sid).await.expect("loads"),
+        genesis
+    );
+}
+
+/// Tenant scoping used to be opt-in: `None` read any tenant's session, and
+/// a tenant id was never checked, so `acme,*` or `a|b` reached the index
+/// patterns and headers built from it. Every read on behalf of a tenant now
+/// takes a required tenant, refuses an invalid one, and never crosses to
+/// another tenant; unscoped reads have names of their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_cannot_read_another_tenants_session() {
+    let (db, store) = setup(2).await;
+    let (sid, _) = create(&store, "acme").await;
+    let globex = TenantId::parse("globex").expect("valid");
+    let acme = TenantId::parse("acme").expect("valid");
+    assert_eq!(
+        store.session(sid, &acme).await.expect("own").session_id,
+        sid
+    );
+    let mut conn = db.connect().await.expect("conn");
+    let foreign = [
+        store.session(sid, &globex).await.map(drop),
+        store.events_after(sid, &globex, 0, 10).await.map(drop),
+        store.load_state(sid, &globex).await.map(drop),
+        store.replay_state(sid, &globex).await.map(drop),
+        store.state_at(sid, &globex, 1).await.map(drop),
+        store::load_state(&mut conn, sid, &globex).await.map(drop),
+    ];
+    for result in foreign {
+        assert!(
+            matches!(result, Err(StoreError::SessionNotFound { .. })),
+            "{result:?}"
+        );
+    }
+    for bad in ["acme,*", "acme|globex", "ACME", "", "*"] {
+        let tenant = TenantId::new(bad);
+        let refused = [
+            store.session(sid, &tenant).await.map(drop),
+            store.events_after(sid, &tenant, 0, 10).await.map(drop),
+            store.load_state(sid, &tenant).await.map(drop),
+            store.state_at(sid, &tenant, 1).await.map(drop),
+            store
+                .sessions(&SessionQuery {
+                    tenant: tenant.clone(),
+                    status: None,
+                    after: None,
+                    limit: 10,
+                })
+                .await
+                .map(drop),
+        ];
+        for result in refused {
+            assert!(
+                matches!(result, Err(StoreError::InvalidTenant(_))),
+                "{bad:?}: {result:?}"
+            );
+        }
+        assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+    }
+    // The operators' unscoped reads are named as such.
+    assert_eq!(
+        store.session_any_tenant(sid).await.expect("any").tenant,
+        acme
     );
 }

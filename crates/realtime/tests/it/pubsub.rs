@@ -230,6 +230,40 @@ async fn a_watcher_that_falls_behind_gets_a_lagged_gap_and_others_are_unaffected
     Ok(())
 }
 
+/// The lag gap used to be sent only with the next event: when the events a
+/// slow watcher lost were the last ones (the conclusion), it was never told.
+/// It is reported as soon as the watcher has read its buffer.
+#[tokio::test]
+async fn a_lag_gap_is_reported_even_when_no_event_follows_the_loss() -> TestResult {
+    let mut t = Isolated::new();
+    t.settings.subscriber.watcher_buffer = 4;
+    let h = harness(t).await?;
+    let sid = SessionId::new();
+    let mut slow = h.subscriber.subscribe(sid, 0).await?;
+    let mut fast = h.subscriber.subscribe(sid, 0).await?;
+    for seq in 1..=6 {
+        h.publisher.publish_all(&events(sid, [seq])).await?;
+        assert_eq!(next_seq(&mut fast).await?, seq);
+    }
+    // Events 5 and 6 did not fit the slow watcher's buffer; nothing follows.
+    for want in 1..=4 {
+        assert_eq!(next_seq(&mut slow).await?, want);
+    }
+    assert_eq!(
+        next(&mut slow).await?,
+        Delivery::Gap {
+            session_id: sid,
+            last_seen: 4,
+            reason: GapReason::Lagged
+        }
+    );
+    assert_quiet(&mut slow).await?;
+    // A later event does not report the same loss twice.
+    h.publisher.publish_all(&events(sid, [7])).await?;
+    assert_eq!(next_seq(&mut slow).await?, 7);
+    Ok(())
+}
+
 #[tokio::test]
 async fn stopping_the_subscriber_ends_streams_and_refuses_new_subscriptions() -> TestResult {
     let h = harness(Isolated::new()).await?;
