@@ -23,8 +23,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::classify::{Classification, SERVICE_LABELS, SeriesClass, classify, service_from};
 use super::detect::{Change, ChangeKind, DetectConfig, Direction, detect};
-use super::series::{Labels, MetricSet};
+use super::effect::{StepChange, StepConfig, detect_step};
+use super::series::{Labels, MetricSet, Sample};
 use super::signals::{SignalConfig, SignalKind, derive_signals};
 
 /// Scale floor for histogram quantiles, as a fraction of their baseline.
@@ -35,6 +37,18 @@ const QUANTILE_RELATIVE_FLOOR: f64 = 0.05;
 pub struct AnomalyConfig {
     /// Per-signal detector settings.
     pub detect: DetectConfig,
+    /// The short-series detector, for signals with too little baseline
+    /// before `baseline_end_ms` for [`detect`] (see [`super::effect`]).
+    pub step: StepConfig,
+    /// Points of a short-series step per doubling of its level (the
+    /// score is scale-free: a ratio, not a z-score of a tiny history).
+    pub step_points_per_doubling: f64,
+    /// Weight of a step in the harmless direction (latency, errors or a
+    /// resource falling; a success rate rising).
+    pub benign_weight: f64,
+    /// Weight of a step on a host-level series (`node_*`): shared by every
+    /// service on the machine, so weaker evidence about any one of them.
+    pub host_weight: f64,
     /// How signals are derived.
     pub signals: SignalConfig,
     /// End of the baseline (usually some time before the incident window
@@ -56,11 +70,13 @@ impl Default for AnomalyConfig {
     fn default() -> Self {
         Self {
             detect: DetectConfig::default(),
+            step: StepConfig::default(),
+            step_points_per_doubling: 25.0,
+            benign_weight: 0.3,
+            host_weight: 0.5,
             signals: SignalConfig::default(),
             baseline_end_ms: None,
-            service_labels: ["service", "service_name", "app", "job", "container"]
-                .map(String::from)
-                .to_vec(),
+            service_labels: SERVICE_LABELS.map(String::from).to_vec(),
             tie_ms: 60_000,
             major_exponent: 0.5,
         }
@@ -93,6 +109,8 @@ pub struct SeriesAnomaly {
     pub score: f64,
     /// Baseline median raw value.
     pub baseline_level: f64,
+    /// What the series measures and whose it is.
+    pub class: Classification,
 }
 
 impl SeriesAnomaly {
@@ -169,10 +187,50 @@ impl AnomalyReport {
 }
 
 fn service_of(labels: &Labels, keys: &[String]) -> String {
-    keys.iter()
-        .find_map(|k| labels.get(k))
-        .unwrap_or("")
-        .to_owned()
+    service_from(labels, keys).unwrap_or_default()
+}
+
+/// Whether `samples` have too little history before `baseline_end_ms`
+/// for the robust-z detector (then the onset is searched inside the data).
+fn short_history(samples: &[Sample], baseline_end_ms: Option<i64>, cfg: &DetectConfig) -> bool {
+    let judged = samples.iter().filter(|s| !s.value.is_nan());
+    match baseline_end_ms {
+        Some(end) => judged.filter(|s| s.timestamp_ms < end).count() < cfg.min_baseline,
+        None => judged.count() < cfg.min_baseline + 2,
+    }
+}
+
+/// Whether a step goes the way trouble goes for this kind of series.
+fn harmful(class: &Classification, direction: Direction) -> bool {
+    match class.class {
+        SeriesClass::Traffic | SeriesClass::Other => true,
+        _ => (direction == Direction::Down) == class.lower_is_worse,
+    }
+}
+
+/// The anomaly of a short-series step: scored by how many times its level
+/// doubled (or halved), times its consistency.
+fn step_anomaly(step: &StepChange, class: &Classification, cfg: &AnomalyConfig) -> (Change, f64) {
+    let mut score = cfg.step_points_per_doubling * step.ratio.log2() * step.consistency;
+    if !harmful(class, step.direction) {
+        score *= cfg.benign_weight;
+    }
+    if class.scope == super::classify::Scope::Host {
+        score *= cfg.host_weight;
+    }
+    let change = Change {
+        onset_ms: step.onset_ms,
+        onset_index: step.onset_index,
+        detected_ms: step.onset_ms,
+        end_ms: None,
+        kind: ChangeKind::Shift,
+        direction: step.direction,
+        effect: step.effect,
+        peak: step.effect.abs(),
+        level: step.after_level,
+        samples: step.samples_after,
+    };
+    (change, score.min(1000.0))
 }
 
 /// Runs detection on every signal of `set` and ranks the results.
@@ -182,6 +240,33 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
     let mut series = Vec::new();
     let mut judged = 0;
     for sig in signals {
+        let class = classify(&sig.metric, &sig.labels);
+        let service = service_of(&sig.labels, &cfg.service_labels);
+        // Too little history before the baseline end: find the onset
+        // inside the data and judge the step by its size.
+        if short_history(&sig.samples, cfg.baseline_end_ms, &cfg.detect) {
+            let Some(step) = detect_step(&sig.samples, &cfg.step) else {
+                judged +=
+                    usize::from(sig.samples.len() >= cfg.step.min_before + cfg.step.min_after);
+                continue;
+            };
+            judged += 1;
+            let (change, score) = step_anomaly(&step, &class, cfg);
+            series.push(SeriesAnomaly {
+                service,
+                metric: sig.metric,
+                labels: sig.labels,
+                kind: sig.kind,
+                query: sig.query,
+                change,
+                sustained: true,
+                major: false,
+                score,
+                baseline_level: step.before_level,
+                class,
+            });
+            continue;
+        }
         // Interpolated bucket quantiles are only as precise as the buckets.
         let detect_cfg = match sig.kind {
             SignalKind::Quantile { .. } => DetectConfig {
@@ -209,7 +294,7 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
         }
         .min(1000.0);
         series.push(SeriesAnomaly {
-            service: service_of(&sig.labels, &cfg.service_labels),
+            service,
             metric: sig.metric,
             labels: sig.labels,
             kind: sig.kind,
@@ -219,6 +304,7 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
             major: false,
             score,
             baseline_level: d.baseline.level,
+            class,
         });
     }
     series.sort_by(|a, b| b.score.total_cmp(&a.score));
