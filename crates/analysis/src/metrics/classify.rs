@@ -68,6 +68,9 @@ pub enum Scope {
     Service,
     /// The machine or node hosting it (shared with other services).
     Host,
+    /// What it sees of the services it calls (client-side latency and
+    /// errors): their trouble more than its own.
+    Client,
 }
 
 /// The classification of one series.
@@ -184,6 +187,7 @@ pub fn classify(metric: &str, labels: &Labels) -> Classification {
     let t = tokens(metric);
     let scope = match t.first().map(String::as_str) {
         Some("node" | "host" | "machine" | "system") => Scope::Host,
+        _ if has(&t, &["client", "outbound", "upstream", "downstream"]) => Scope::Client,
         _ => Scope::Service,
     };
     let status_error = [
