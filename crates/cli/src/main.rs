@@ -4,6 +4,7 @@
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
 mod diagnose;
+mod eval;
 mod knowledge;
 mod logs;
 mod migrate;
@@ -32,6 +33,9 @@ enum Command {
     Knowledge(knowledge::Args),
     /// Diagnose an incident bundle offline: ranked root-cause hypotheses.
     Diagnose(diagnose::Args),
+    /// Score the offline diagnosis on a directory of bundles with
+    /// expected.json (accuracy, confusion, time per bundle).
+    Eval(eval::Args),
     /// Delete sent outbox rows and old idempotency records (retention).
     Prune(prune::Args),
     /// Check free-form SQL against the diagnostics guard.
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(args),
         Command::Knowledge(args) => knowledge::run(args),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sql(args) => {
             if !sql::run(args)? {

@@ -36,6 +36,8 @@
 //! ```
 
 pub mod graph;
+pub mod kinds;
+pub mod weak;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -334,6 +336,12 @@ fn cues_of(f: &Finding) -> Vec<(Category, f64)> {
         };
         return vec![(c, 1.0)];
     }
+    if f.kind == EvidenceKind::Metric {
+        // What the series measures says more than its words.
+        // Words of the service's own name ("config-service") are no cue.
+        let text = kinds::without_name(&f.summary, &f.service);
+        return kinds::merge(category_cues(&text), kinds::metric_cues(&f.summary));
+    }
     category_cues(&f.summary)
 }
 
@@ -571,6 +579,11 @@ pub fn rank_hypotheses(
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.service.cmp(&b.service)));
+    // Services that moved without any cue still get a (low) place.
+    let extra = weak::fallback(findings, &out);
+    out.extend(extra);
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.service.cmp(&b.service)));
+    weak::explain(&mut out, findings);
     out
 }
 

@@ -23,8 +23,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::classify::{Classification, SERVICE_LABELS, Scope, SeriesClass, classify, service_from};
 use super::detect::{Change, ChangeKind, DetectConfig, Direction, detect};
-use super::series::{Labels, MetricSet};
+use super::effect::{StepChange, StepConfig, detect_step};
+use super::series::{Labels, MetricSet, Sample};
 use super::signals::{SignalConfig, SignalKind, derive_signals};
 
 /// Scale floor for histogram quantiles, as a fraction of their baseline.
@@ -35,6 +37,25 @@ const QUANTILE_RELATIVE_FLOOR: f64 = 0.05;
 pub struct AnomalyConfig {
     /// Per-signal detector settings.
     pub detect: DetectConfig,
+    /// The short-series detector, for signals with too little baseline
+    /// before `baseline_end_ms` for [`detect`] (see [`super::effect`]).
+    pub step: StepConfig,
+    /// Points of a short-series step per doubling of its level (the
+    /// score is scale-free: a ratio, not a z-score of a tiny history).
+    pub step_points_per_doubling: f64,
+    /// Weight of a step in the harmless direction (latency, errors or a
+    /// resource falling; a success rate rising).
+    pub benign_weight: f64,
+    /// Weight of a step on a host-level series (`node_*`): shared by every
+    /// service on the machine, so weaker evidence about any one of them.
+    pub host_weight: f64,
+    /// Weight of a step on a client-side series (latency of the calls a
+    /// service makes): it measures its dependencies more than itself.
+    pub client_weight: f64,
+    /// Weight of every step after the strongest one of the same kind
+    /// (class) on the same service: p90, p95 and p99 of one latency are
+    /// one fact, and must not crowd out a CPU series that says more.
+    pub repeat_weight: f64,
     /// How signals are derived.
     pub signals: SignalConfig,
     /// End of the baseline (usually some time before the incident window
@@ -56,11 +77,15 @@ impl Default for AnomalyConfig {
     fn default() -> Self {
         Self {
             detect: DetectConfig::default(),
+            step: StepConfig::default(),
+            step_points_per_doubling: 25.0,
+            benign_weight: 0.3,
+            host_weight: 0.5,
+            client_weight: 0.3,
+            repeat_weight: 0.5,
             signals: SignalConfig::default(),
             baseline_end_ms: None,
-            service_labels: ["service", "service_name", "app", "job", "container"]
-                .map(String::from)
-                .to_vec(),
+            service_labels: SERVICE_LABELS.map(String::from).to_vec(),
             tie_ms: 60_000,
             major_exponent: 0.5,
         }
@@ -93,6 +118,8 @@ pub struct SeriesAnomaly {
     pub score: f64,
     /// Baseline median raw value.
     pub baseline_level: f64,
+    /// What the series measures and whose it is.
+    pub class: Classification,
 }
 
 impl SeriesAnomaly {
@@ -169,10 +196,68 @@ impl AnomalyReport {
 }
 
 fn service_of(labels: &Labels, keys: &[String]) -> String {
-    keys.iter()
-        .find_map(|k| labels.get(k))
-        .unwrap_or("")
-        .to_owned()
+    service_from(labels, keys).unwrap_or_default()
+}
+
+/// Whether `samples` have too little history before `baseline_end_ms`
+/// for the robust-z detector (then the onset is searched inside the data).
+fn short_history(samples: &[Sample], baseline_end_ms: Option<i64>, cfg: &DetectConfig) -> bool {
+    let judged = samples.iter().filter(|s| !s.value.is_nan());
+    match baseline_end_ms {
+        Some(end) => judged.filter(|s| s.timestamp_ms < end).count() < cfg.min_baseline,
+        None => judged.count() < cfg.min_baseline + 2,
+    }
+}
+
+/// Whether a step goes the way trouble goes for this kind of series.
+fn harmful(class: &Classification, direction: Direction) -> bool {
+    match class.class {
+        SeriesClass::Traffic | SeriesClass::Other => true,
+        _ => (direction == Direction::Down) == class.lower_is_worse,
+    }
+}
+
+/// The anomaly of a short-series step: scored by how many times its level
+/// doubled (or halved), times its consistency.
+fn step_anomaly(step: &StepChange, class: &Classification, cfg: &AnomalyConfig) -> (Change, f64) {
+    let mut score = cfg.step_points_per_doubling * step.ratio.log2() * step.consistency;
+    if !harmful(class, step.direction) {
+        score *= cfg.benign_weight;
+    }
+    match class.scope {
+        Scope::Host => score *= cfg.host_weight,
+        Scope::Client => score *= cfg.client_weight,
+        Scope::Service => {}
+    }
+    let change = Change {
+        onset_ms: step.onset_ms,
+        onset_index: step.onset_index,
+        detected_ms: step.onset_ms,
+        end_ms: None,
+        kind: ChangeKind::Shift,
+        direction: step.direction,
+        effect: step.effect,
+        peak: step.effect.abs(),
+        level: step.after_level,
+        samples: step.samples_after,
+    };
+    (change, score.min(1000.0))
+}
+
+/// Multiplies the score of every short-series step after the strongest
+/// of its (service, class) by `weight`.
+fn discount_repeats(series: &mut [SeriesAnomaly], stepped: &[bool], weight: f64) {
+    let mut order: Vec<usize> = (0..series.len()).filter(|&i| stepped[i]).collect();
+    order.sort_by(|&a, &b| series[b].score.total_cmp(&series[a].score));
+    let mut seen: Vec<(String, SeriesClass)> = Vec::new();
+    for i in order {
+        let key = (series[i].service.clone(), series[i].class.class);
+        if seen.contains(&key) {
+            series[i].score *= weight;
+        } else {
+            seen.push(key);
+        }
+    }
 }
 
 /// Runs detection on every signal of `set` and ranks the results.
@@ -180,8 +265,37 @@ fn service_of(labels: &Labels, keys: &[String]) -> String {
 pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
     let signals = derive_signals(set, &cfg.signals);
     let mut series = Vec::new();
+    let mut stepped: Vec<bool> = Vec::new();
     let mut judged = 0;
     for sig in signals {
+        let class = classify(&sig.metric, &sig.labels);
+        let service = service_of(&sig.labels, &cfg.service_labels);
+        // Too little history before the baseline end: find the onset
+        // inside the data and judge the step by its size.
+        if short_history(&sig.samples, cfg.baseline_end_ms, &cfg.detect) {
+            let Some(step) = detect_step(&sig.samples, &cfg.step) else {
+                judged +=
+                    usize::from(sig.samples.len() >= cfg.step.min_before + cfg.step.min_after);
+                continue;
+            };
+            judged += 1;
+            let (change, score) = step_anomaly(&step, &class, cfg);
+            series.push(SeriesAnomaly {
+                service,
+                metric: sig.metric,
+                labels: sig.labels,
+                kind: sig.kind,
+                query: sig.query,
+                change,
+                sustained: true,
+                major: false,
+                score,
+                baseline_level: step.before_level,
+                class,
+            });
+            stepped.push(true);
+            continue;
+        }
         // Interpolated bucket quantiles are only as precise as the buckets.
         let detect_cfg = match sig.kind {
             SignalKind::Quantile { .. } => DetectConfig {
@@ -209,7 +323,7 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
         }
         .min(1000.0);
         series.push(SeriesAnomaly {
-            service: service_of(&sig.labels, &cfg.service_labels),
+            service,
             metric: sig.metric,
             labels: sig.labels,
             kind: sig.kind,
@@ -219,8 +333,11 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
             major: false,
             score,
             baseline_level: d.baseline.level,
+            class,
         });
+        stepped.push(false);
     }
+    discount_repeats(&mut series, &stepped, cfg.repeat_weight);
     series.sort_by(|a, b| b.score.total_cmp(&a.score));
     let top = series.first().map_or(0.0, |s| s.score);
     let bar = top.max(1.0).powf(cfg.major_exponent);
@@ -326,5 +443,97 @@ mod tests {
         // The onset view lists sustained series first, earliest first.
         let first = &r.series[r.by_onset()[0]];
         assert_eq!(first.service, "small");
+    }
+
+    /// Ten one-minute samples starting at the window start (nothing
+    /// before the baseline end): `cause` saturates its CPU and its server
+    /// latency rises in three percentiles; `caller` sees the latency of
+    /// its calls rise more; `other` only wiggles.
+    fn short_bundle() -> AnomalyReport {
+        let mut t = String::from("# TYPE container_cpu_usage_rate_percent gauge\n");
+        let at = |i: i64| 600 + i * 60;
+        for i in 0..10 {
+            let j = f64::from(u8::try_from(i % 3).unwrap()) * 0.1;
+            let cpu = if i >= 5 { 95.0 + j } else { 1.0 + j };
+            t.push_str(&format!(
+                "container_cpu_usage_rate_percent{{service=\"cause\",pod=\"cause-7d9f8b6c5d-bcz2x\"}} {cpu} {}\n",
+                at(i)
+            ));
+            t.push_str(&format!(
+                "container_cpu_usage_rate_percent{{pod=\"other-7d9f8b6c5d-bcz2x\"}} {} {}\n",
+                5.0 + j,
+                at(i)
+            ));
+        }
+        for q in ["p90", "p95", "p99"] {
+            t.push_str(&format!("# TYPE pod_server_latency_{q}_seconds gauge\n"));
+            for i in 0..10 {
+                let v = if i >= 5 { 0.4 } else { 0.005 }
+                    + f64::from(u8::try_from(i % 2).unwrap()) * 1e-4;
+                t.push_str(&format!(
+                    "pod_server_latency_{q}_seconds{{service=\"cause\"}} {v} {}\n",
+                    at(i)
+                ));
+            }
+        }
+        t.push_str("# TYPE pod_client_latency_p99_seconds gauge\n");
+        for i in 0..10 {
+            let v =
+                if i >= 5 { 9.0 } else { 0.01 } + f64::from(u8::try_from(i % 2).unwrap()) * 1e-3;
+            t.push_str(&format!(
+                "pod_client_latency_p99_seconds{{service=\"caller\"}} {v} {}\n",
+                at(i)
+            ));
+        }
+        t.push_str("# EOF\n");
+        analyze(
+            &parse(&t).unwrap(),
+            &AnomalyConfig {
+                baseline_end_ms: Some(0),
+                ..AnomalyConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn data_starting_at_the_window_start_still_finds_the_saturated_service() {
+        let r = short_bundle();
+        assert_eq!(r.services[0].service, "cause", "{:#?}", r.services);
+        assert_eq!(r.services[0].onset_ms, Some((600 + 5 * 60) * 1000));
+        // The pod label names the service when no service label does, and
+        // a wiggle is no anomaly.
+        assert!(r.series.iter().all(|s| s.service != "other"));
+        let cpu = r
+            .series
+            .iter()
+            .find(|s| {
+                s.class.class == SeriesClass::Saturation(super::super::classify::Resource::Cpu)
+            })
+            .unwrap();
+        assert!(cpu.major && cpu.sustained);
+    }
+
+    #[test]
+    fn repeated_percentiles_do_not_crowd_out_the_cpu_series() {
+        let r = short_bundle();
+        let cause: Vec<&SeriesAnomaly> = r.series.iter().filter(|s| s.service == "cause").collect();
+        // The two strongest are the two kinds (CPU and one latency
+        // percentile); the other percentiles come after.
+        let first: Vec<SeriesClass> = cause.iter().take(2).map(|s| s.class.class).collect();
+        assert!(first.contains(&SeriesClass::Latency), "{cause:#?}");
+        assert!(
+            first
+                .iter()
+                .any(|c| matches!(c, SeriesClass::Saturation(_))),
+            "{cause:#?}"
+        );
+        assert!(
+            cause[2..]
+                .iter()
+                .all(|s| s.class.class == SeriesClass::Latency)
+        );
+        // The caller's client-side latency counts less than its ratio says.
+        let caller = r.series.iter().find(|s| s.service == "caller").unwrap();
+        assert!(caller.score < cause[0].score, "{caller:#?}");
     }
 }

@@ -14,7 +14,9 @@ pub mod series;
 pub use error::{ParseError, QueryError};
 pub use series::{FamilyMeta, Labels, METRIC_NAME_LABEL, MetricSet, MetricType, Sample, Series};
 pub mod anomaly;
+pub mod classify;
 pub mod detect;
+pub mod effect;
 pub mod signals;
 pub mod synthetic;
 

@@ -20,9 +20,9 @@
 mod evidence;
 mod inputs;
 mod remediation;
-mod report;
+pub mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Duration;
@@ -106,29 +106,27 @@ pub enum InputError {
     },
 }
 
-/// The same default as the agent-worker's `[tools]` section.
-fn default_git_cache() -> PathBuf {
-    rootcause_tools::settings::default_git_cache()
-}
-
 fn elapsed_ms(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Runs the subcommand; exits with code 2 on bad input.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
+/// Diagnoses the bundle at `bundle` in process, as `rootcause diagnose`
+/// does: shared with `rootcause eval`, so the figures it reports are the
+/// command's and not a re-implementation's.
+///
+/// # Errors
+/// [`InputError`] when the bundle cannot be read (see [`inputs::Inputs::load`]).
+pub fn diagnose(
+    bundle: &Path,
+    git_cache: &Path,
+    lead_minutes: i64,
+    top: usize,
+) -> Result<report::Report, InputError> {
     let started = Instant::now();
-    let inputs = match inputs::Inputs::load(&args.bundle, &git_cache) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let inputs = inputs::Inputs::load(bundle, git_cache)?;
     let load_ms = elapsed_ms(started);
     let t = Instant::now();
-    let analysis = evidence::analyze_bundle(&inputs, Duration::minutes(args.lead_minutes));
+    let analysis = evidence::analyze_bundle(&inputs, Duration::minutes(lead_minutes));
     let analyze_ms = elapsed_ms(t);
     let t = Instant::now();
     let ranked = rank_evidence(
@@ -136,16 +134,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &analysis.graph,
         &HypothesisConfig::default(),
     );
-    let mut report = report::build(
-        &inputs,
-        &analysis,
-        &ranked,
-        usize::from(args.top),
-        args.lead_minutes,
-    );
+    let mut report = report::build(&inputs, &analysis, &ranked, top, lead_minutes);
     report.timings_ms.insert("load", load_ms);
     report.timings_ms.insert("analyze", analyze_ms);
     report.timings_ms.insert("rank", elapsed_ms(t));
+    Ok(report)
+}
+
+/// The default `--git-cache`: the same as the agent-worker's `[tools]`
+/// section (the user's cache directory, see `rootcause_tools::settings`).
+pub fn default_git_cache() -> PathBuf {
+    rootcause_tools::settings::default_git_cache()
+}
+
+/// Runs the subcommand; exits with code 2 on bad input.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let git_cache = args.git_cache.clone().unwrap_or_else(default_git_cache);
+    let report = match diagnose(
+        &args.bundle,
+        &git_cache,
+        args.lead_minutes,
+        usize::from(args.top),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
