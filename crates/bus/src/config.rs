@@ -142,23 +142,10 @@ impl BusConfig {
     }
 }
 
-/// Hides the password of `scheme://user:password@host`.
+/// Hides the credentials of an AMQP URL: the one URL redaction of the
+/// workspace (`rootcause-redact`), so a password holding `@` is hidden whole.
 pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    match (rest.find(':'), rest.find('@')) {
-        (Some(colon), Some(at)) if colon < at => {
-            format!(
-                "{}{}:***{}",
-                &url[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            )
-        }
-        _ => url.to_owned(),
-    }
+    rootcause_redact::url(url)
 }
 
 /// Durations as integer milliseconds, so a TOML file or an environment
@@ -225,6 +212,11 @@ mod tests {
             "amqp://guest:***@host:5672/%2f"
         );
         assert_eq!(redact("amqp://host:5672"), "amqp://host:5672");
+        assert_eq!(
+            redact("amqp://app:p@ss:w0rd@host:5672/%2f"),
+            "amqp://app:***@host:5672/%2f",
+            "a password holding @ is hidden whole"
+        );
     }
 
     #[test]
