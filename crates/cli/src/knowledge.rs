@@ -101,7 +101,6 @@ fn print_report(what: &str, r: &IngestReport) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used, clippy::unwrap_used)]
 
     use clap::Parser;
     use diesel_async::RunQueryDsl;

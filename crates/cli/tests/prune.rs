@@ -1,5 +1,5 @@
 //! `rootcause prune` against a real database: sent rows go, unsent stay.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(missing_docs)]
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;

@@ -174,7 +174,7 @@ impl CircuitBreaker {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn breaker(threshold: u32, cool_down_ms: u64) -> CircuitBreaker {

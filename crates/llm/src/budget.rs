@@ -230,7 +230,7 @@ impl Drop for Reservation {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn usage(tokens: u64, cost: u64) -> Usage {

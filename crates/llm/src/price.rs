@@ -159,7 +159,7 @@ impl PriceTable {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     #[test]

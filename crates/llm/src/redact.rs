@@ -462,7 +462,7 @@ impl Redactor {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
     use proptest::prelude::*;
 

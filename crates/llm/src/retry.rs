@@ -69,7 +69,7 @@ impl RetrySettings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn rate_limited(after: Option<Duration>) -> LlmError {

@@ -463,7 +463,7 @@ fn chains<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn parse(json: serde_json::Value) -> LlmSettings {

@@ -142,7 +142,7 @@ pub fn read_jsonl(path: &Path) -> Result<(Vec<serde_json::Value>, usize), ToolEr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     #[test]

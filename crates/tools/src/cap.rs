@@ -157,7 +157,7 @@ fn escape(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
     use serde_json::json;
 

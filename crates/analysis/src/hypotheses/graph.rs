@@ -178,7 +178,6 @@ impl DependencyGraph {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::metrics::openmetrics::parse;

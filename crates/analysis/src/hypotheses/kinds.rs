@@ -161,7 +161,6 @@ pub fn merge(mut a: Vec<(Category, f64)>, b: Vec<(Category, f64)>) -> Vec<(Categ
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

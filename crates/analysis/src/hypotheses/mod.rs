@@ -589,7 +589,6 @@ pub fn rank_hypotheses(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

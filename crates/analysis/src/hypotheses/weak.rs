@@ -111,7 +111,6 @@ pub fn explain(ranked: &mut [RankedHypothesis], findings: &[Finding]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::hypotheses::graph::DependencyGraph;

@@ -397,7 +397,6 @@ pub fn analyze(set: &MetricSet, cfg: &AnomalyConfig) -> AnomalyReport {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::metrics::openmetrics::parse;

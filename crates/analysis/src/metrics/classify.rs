@@ -391,7 +391,6 @@ pub fn classify(metric: &str, labels: &Labels) -> Classification {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

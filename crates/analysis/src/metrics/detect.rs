@@ -579,7 +579,6 @@ fn theil_sen(t: &[f64], y: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -187,7 +187,6 @@ pub fn detect_step(samples: &[Sample], cfg: &StepConfig) -> Option<StepChange> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -202,7 +202,6 @@ pub fn derive_signals(set: &MetricSet, cfg: &SignalConfig) -> Vec<Signal> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::metrics::openmetrics::parse;

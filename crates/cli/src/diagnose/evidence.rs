@@ -887,7 +887,6 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

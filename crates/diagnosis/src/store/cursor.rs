@@ -88,7 +88,7 @@ impl FromStr for SessionCursor {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -243,7 +243,7 @@ pub(crate) fn prompt_mode_instruction(output: &crate::chat::OutputSchema) -> Str
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
     use reqwest::header::HeaderValue;
 

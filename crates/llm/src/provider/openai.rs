@@ -563,7 +563,7 @@ struct WireError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use super::*;
 
     #[test]

@@ -269,7 +269,7 @@ impl LogBackend for BundleLogs {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use chrono::{TimeZone, Utc};
 
     use super::*;

@@ -505,7 +505,7 @@ impl Visitor for Guard {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
+
     use proptest::prelude::*;
 
     use super::*;

@@ -1,5 +1,5 @@
 //! The `gateway` binary run as a process against the real dependencies.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(missing_docs)]
 
 use rootcause_testkit::{Dep, contract};
 

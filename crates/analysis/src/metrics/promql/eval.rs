@@ -972,7 +972,6 @@ fn set_op(op: BinOp, lv: Vec<Element>, rv: Vec<Element>, matching: &Matching) ->
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::metrics::openmetrics::parse;
@@ -1255,7 +1254,6 @@ pub fn range_api_json(series: &[RangeSeries]) -> serde_json::Value {
 
 #[cfg(test)]
 mod api_tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

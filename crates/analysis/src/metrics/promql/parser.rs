@@ -689,7 +689,6 @@ fn selector(matchers: Vec<Matcher>, at: usize) -> Result<Expr, QueryError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 
