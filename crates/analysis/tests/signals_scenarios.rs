@@ -372,6 +372,9 @@ fn suspect_evidence(
 
 #[test]
 fn first_service_to_move_is_the_root_cause_or_moved_with_it() {
+    if !shared_has("scenarios") {
+        return;
+    }
     let mut lines = Vec::new();
     let mut in_group = 0;
     let mut first = 0;
@@ -410,6 +413,9 @@ fn first_service_to_move_is_the_root_cause_or_moved_with_it() {
 
 #[test]
 fn culprit_commit_is_ranked_first_or_second() {
+    if !shared_has("scenarios") {
+        return;
+    }
     let mut lines = Vec::new();
     let mut checked = 0;
     for dir in scenarios() {
@@ -461,6 +467,9 @@ fn culprit_commit_is_ranked_first_or_second() {
 
 #[test]
 fn hypotheses_rank_the_root_cause() {
+    if !shared_has("scenarios") {
+        return;
+    }
     let mut lines = Vec::new();
     let (mut top1, mut top3) = (0, 0);
     let all = scenarios();
@@ -601,4 +610,22 @@ fn hypotheses_rank_the_root_cause() {
         all.len()
     );
     assert!(top3 * 2 >= all.len(), "{}", lines.join("\n"));
+}
+
+/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
+/// `sub`. When it does not (a bare clone), says so: the tests that need it
+/// return early, so the suite still passes where the data is absent.
+fn shared_has(sub: &str) -> bool {
+    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
+        .join(sub);
+    let present = dir.is_dir();
+    if !present {
+        eprintln!(
+            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
+            dir.display()
+        );
+    }
+    present
 }

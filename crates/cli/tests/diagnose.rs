@@ -118,6 +118,9 @@ fn check_shape(name: &str, r: &Value) {
 
 #[test]
 fn every_shared_bundle_ranks_its_root_cause_in_the_top_three() {
+    if !shared_has("scenarios") {
+        return;
+    }
     let cache = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     let (mut top1, mut top3, mut commits_named, mut commits_expected) = (0, 0, 0, 0);
@@ -183,6 +186,9 @@ fn every_shared_bundle_ranks_its_root_cause_in_the_top_three() {
 
 #[test]
 fn log_evidence_queries_reproduce_their_lines() {
+    if !shared_has("scenarios") {
+        return;
+    }
     assert!(
         Command::new("jq").arg("--version").output().is_ok(),
         "this test runs the reported jq queries: install jq (apt-get install jq)"
@@ -510,4 +516,22 @@ fn database_diagnostic_errors_are_reported_not_dropped() {
     }
     // The rest of the diagnosis is unaffected.
     assert_eq!(r["hypotheses"][0]["service"], "billing");
+}
+
+/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
+/// `sub`. When it does not (a bare clone), says so: the tests that need it
+/// return early, so the suite still passes where the data is absent.
+fn shared_has(sub: &str) -> bool {
+    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
+        .join(sub);
+    let present = dir.is_dir();
+    if !present {
+        eprintln!(
+            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
+            dir.display()
+        );
+    }
+    present
 }

@@ -38,6 +38,9 @@ fn raw_logs(dir: &std::path::Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn bundle_logs_filter_page_and_summarize() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let dir = scenario("cart-errors-after-release");
     let mut r = ToolRegistry::default();
     r.register(LogSearchTool::new(BundleLogs::new(bundle(
@@ -195,6 +198,9 @@ async fn bundle_logs_filter_page_and_summarize() {
 
 #[tokio::test]
 async fn bundle_db_snapshots_show_the_lock_chain() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let dir = scenario("inventory-timeouts-morning");
     let mut r = ToolRegistry::default();
     r.register(SqlDiagnosticsTool::new(
@@ -291,6 +297,9 @@ async fn bundle_db_snapshots_show_the_lock_chain() {
 
 #[tokio::test]
 async fn every_bundle_answers_through_the_standard_toolbox() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let cache = tempfile::tempdir().unwrap();
     for dir in scenarios() {
         let b = Arc::new(Bundle::open(&dir, TenantId::new("acme")).unwrap());

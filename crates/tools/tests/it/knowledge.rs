@@ -74,6 +74,9 @@ async fn ingest_all(conn: &mut AsyncPgConnection, tenant: &TenantId) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_incident_finds_its_runbook_in_the_top_three() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let db = TestDatabase::new().await.unwrap();
     let mut conn = db.connect().await.unwrap();
     let acme = TenantId::new("acme");
@@ -175,6 +178,9 @@ async fn each_incident_finds_its_runbook_in_the_top_three() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_see_only_their_documents_and_hits_explain_themselves() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let db = TestDatabase::new().await.unwrap();
     let mut conn = db.connect().await.unwrap();
     ingest_runbooks(
@@ -244,6 +250,9 @@ async fn tenants_see_only_their_documents_and_hits_explain_themselves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concluded_diagnoses_become_searchable() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     let db = TestDatabase::new().await.unwrap();
     let mut conn = db.connect().await.unwrap();
     let dir = scenario("storefront-recommendations-errors");

@@ -59,3 +59,21 @@ pub fn ctx(tenant: &str, start: &str, end: &str) -> ToolContext {
         TimeWindow::try_new(t(start), t(end)).unwrap(),
     )
 }
+
+/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
+/// `sub`. When it does not (a bare clone), says so: the tests that need it
+/// return early, so the suite still passes where the data is absent.
+pub fn shared_has(sub: &str) -> bool {
+    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
+        .join(sub);
+    let present = dir.is_dir();
+    if !present {
+        eprintln!(
+            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
+            dir.display()
+        );
+    }
+    present
+}

@@ -161,6 +161,9 @@ fn queries(metrics_om: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_prometheus_and_the_bundle_backend_agree() {
+    if !crate::shared_has("scenarios") {
+        return;
+    }
     require("promtool");
     require("prometheus");
     let tmp = tempfile::tempdir().unwrap();
