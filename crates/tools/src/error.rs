@@ -42,6 +42,10 @@ pub enum ToolError {
         /// What the meta-schema check said.
         message: String,
     },
+    /// The call's tenant id breaks the tenant rule; nothing ran. A tenant
+    /// with `,`, `*` or `|` would widen an index pattern or a tenant header.
+    #[error(transparent)]
+    InvalidTenant(#[from] rootcause_diagnosis::InvalidTenant),
     /// No tool with this name is registered.
     #[error("unknown tool {name:?}; available tools: {available}")]
     UnknownTool {
@@ -146,6 +150,7 @@ impl ToolError {
             Self::InvalidArguments { .. } => "invalid_arguments",
             Self::Timeout { .. } => "timeout",
             Self::TenantMismatch { .. } => "tenant_mismatch",
+            Self::InvalidTenant(_) => "invalid_tenant",
             Self::Backend { .. } => "backend_error",
             Self::QueryRefused { .. } => "query_refused",
             Self::NotFound { .. } => "not_found",

@@ -202,8 +202,9 @@ impl ToolRegistry {
     /// Calls a tool: schema check, timeout, size cap, metrics, span.
     ///
     /// # Errors
-    /// [`ToolError::UnknownTool`], [`ToolError::InvalidArguments`] (nothing
-    /// ran), [`ToolError::Timeout`], or the tool's own error.
+    /// [`ToolError::InvalidTenant`], [`ToolError::UnknownTool`],
+    /// [`ToolError::InvalidArguments`] (nothing ran), [`ToolError::Timeout`],
+    /// or the tool's own error.
     pub async fn call(
         &self,
         ctx: &ToolContext,
@@ -211,6 +212,12 @@ impl ToolRegistry {
         args: Value,
     ) -> Result<ToolOutput, ToolError> {
         let started = Instant::now();
+        // Tools put the tenant into index patterns, tenant headers and
+        // paths: refuse one that breaks the rule before any tool runs.
+        if let Err(e) = ctx.tenant.validate() {
+            m::record(name, Outcome::Rejected, started.elapsed());
+            return Err(ToolError::InvalidTenant(e));
+        }
         let Some(entry) = self.entries.get(name) else {
             m::record("unknown", Outcome::Rejected, started.elapsed());
             return Err(ToolError::UnknownTool {

@@ -494,3 +494,41 @@ async fn a_non_json_error_page_keeps_its_text_not_null() {
         "{msg}"
     );
 }
+
+/// A tenant id is placed into the index pattern (`logs-{tenant}-*`): one
+/// holding `,` or `*` would widen the search to other tenants' indices. The
+/// registry refuses it before any request leaves.
+#[tokio::test]
+async fn a_tenant_that_would_widen_the_index_pattern_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(es8_response(vec![], 0, "eq")))
+        .mount(&server)
+        .await;
+    let r = registry(&server, HttpAuth::None);
+    for tenant in ["acme,*", "*", "acme|other", "Acme", ""] {
+        let err = r
+            .call(
+                &ctx(tenant, "2026-03-02T14:00:00Z", "2026-03-02T14:30:00Z"),
+                "elasticsearch_search",
+                json!({}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_tenant", "{tenant:?}: {err}");
+    }
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "no request may reach the cluster"
+    );
+    // A valid tenant still searches its own pattern.
+    r.call(&window(), "elasticsearch_search", json!({}))
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests[0].url.path().starts_with("/logs-acme-*"),
+        "{}",
+        requests[0].url
+    );
+}
