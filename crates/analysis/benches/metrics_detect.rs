@@ -112,10 +112,12 @@ fn main() {
 
 /// Parses and analyzes every shared bundle's `metrics.om`, timed.
 fn bundles() {
-    let shared = std::env::var("ROOTCAUSE_SHARED_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
-    let Ok(entries) = std::fs::read_dir(std::path::Path::new(&shared).join("scenarios")) else {
-        println!("no scenarios under {shared}; bundle timings skipped");
+    let shared = rootcause_test_data::shared_dir();
+    let Ok(entries) = std::fs::read_dir(shared.join("scenarios")) else {
+        println!(
+            "no scenarios under {}; bundle timings skipped",
+            shared.display()
+        );
         return;
     };
     let mut dirs: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();

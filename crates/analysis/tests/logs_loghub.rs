@@ -4,6 +4,8 @@
 //! code path as `rootcause logs parse`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rootcause_test_data::shared_has;
+
 #[path = "support/loghub.rs"]
 mod loghub;
 
@@ -21,22 +23,4 @@ fn loghub_grouping_accuracy_meets_target_with_one_configuration() {
         mean_ga >= 0.93,
         "mean grouping accuracy {mean_ga:.3} < 0.93"
     );
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

@@ -8,6 +8,7 @@
 //! person would point at.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rootcause_test_data::shared_has;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -15,9 +16,7 @@ use rootcause_analysis::logs::diff::level_rank;
 use rootcause_analysis::logs::{ChangeKind, DiffConfig, LogRecord, TemplateChange, diff_templates};
 
 fn shared_dir() -> PathBuf {
-    std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+    rootcause_test_data::shared_dir()
 }
 
 struct Rec {
@@ -214,22 +213,4 @@ fn every_bundle_surfaces_a_new_or_risen_error_template() {
         mentioned * 6 >= total * 5,
         "only {mentioned}/{total} bundles"
     );
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

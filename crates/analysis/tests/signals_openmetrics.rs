@@ -2,15 +2,15 @@
 //! `metrics.om`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rootcause_test_data::shared_has;
 use std::path::PathBuf;
 
 use rootcause_analysis::metrics::openmetrics;
 use rootcause_analysis::metrics::promql::{Engine, Value};
 
 fn scenarios() -> Vec<PathBuf> {
-    let shared = std::env::var("ROOTCAUSE_SHARED_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(PathBuf::from(shared).join("scenarios"))
+    let shared = rootcause_test_data::shared_dir();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(shared.join("scenarios"))
         .expect("scenarios directory")
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -133,22 +133,4 @@ mod roundtrip {
             }
         }
     }
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

@@ -7,6 +7,7 @@
 //! cloning `repo.bundle` with the git CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rootcause_test_data::shared_has;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,9 +26,8 @@ use serde_json::Value;
 const LEAD_MS: i64 = 30 * 60_000;
 
 fn scenarios() -> Vec<PathBuf> {
-    let shared = std::env::var("ROOTCAUSE_SHARED_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(PathBuf::from(shared).join("scenarios"))
+    let shared = rootcause_test_data::shared_dir();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(shared.join("scenarios"))
         .expect("scenarios directory")
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -610,22 +610,4 @@ fn hypotheses_rank_the_root_cause() {
         all.len()
     );
     assert!(top3 * 2 >= all.len(), "{}", lines.join("\n"));
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

@@ -6,6 +6,7 @@
 //! command has run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use rootcause_test_data::shared_has;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -19,9 +20,7 @@ use serde_json::{Value, json};
 const ANALYSIS_TEST_TOP1: usize = 5;
 
 fn shared_dir() -> PathBuf {
-    std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+    rootcause_test_data::shared_dir()
 }
 
 fn scenarios() -> Vec<PathBuf> {
@@ -516,22 +515,4 @@ fn database_diagnostic_errors_are_reported_not_dropped() {
     }
     // The rest of the diagnosis is unaffected.
     assert_eq!(r["hypotheses"][0]["service"], "billing");
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

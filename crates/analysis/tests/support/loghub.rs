@@ -37,9 +37,7 @@ pub struct SystemResult {
 }
 
 pub fn shared_dir() -> PathBuf {
-    std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+    rootcause_test_data::shared_dir()
 }
 
 pub fn load(system: &'static str) -> Sample {

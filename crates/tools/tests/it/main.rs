@@ -10,6 +10,7 @@ mod prometheus_live;
 mod registry;
 mod sql;
 
+pub use rootcause_test_data::shared_has;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -18,10 +19,7 @@ use rootcause_tools::ToolContext;
 
 /// The shared data directory (scenarios, loghub).
 pub fn shared_dir() -> PathBuf {
-    std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.join("scenarios").is_dir())
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+    rootcause_test_data::shared_dir()
 }
 
 /// Every scenario bundle directory, sorted.
@@ -58,22 +56,4 @@ pub fn ctx(tenant: &str, start: &str, end: &str) -> ToolContext {
         TenantId::new(tenant),
         TimeWindow::try_new(t(start), t(end)).unwrap(),
     )
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-pub fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }

@@ -1,6 +1,7 @@
 //! The `agent-worker` binary run as a process against the real dependencies.
 #![allow(missing_docs)]
 
+use rootcause_test_data::shared_has;
 use rootcause_testkit::{Dep, contract};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agent-worker");
@@ -45,10 +46,7 @@ async fn tool_calls_appear_on_its_metrics() {
     use rootcause_agent_worker::AgentWorker;
     use rootcause_runtime::{Host, Service as _, Settings, Shutdown, Sources};
 
-    let shared = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.join("scenarios").is_dir())
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
+    let shared = rootcause_test_data::shared_dir();
     let bundle = shared.join("scenarios/cart-errors-after-release");
     let cache = std::env::temp_dir().join(format!("rc-worker-git-{}", std::process::id()));
     let toml = format!(
@@ -127,22 +125,4 @@ async fn tool_calls_appear_on_its_metrics() {
     stopper.trigger();
     server.await.expect("join").expect("clean stop");
     let _ = std::fs::remove_dir_all(cache);
-}
-
-/// Whether the shared data (`../shared`, or `ROOTCAUSE_SHARED_DIR`) has
-/// `sub`. When it does not (a bare clone), says so: the tests that need it
-/// return early, so the suite still passes where the data is absent.
-fn shared_has(sub: &str) -> bool {
-    let dir = std::env::var_os("ROOTCAUSE_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into())
-        .join(sub);
-    let present = dir.is_dir();
-    if !present {
-        eprintln!(
-            "skipped: no shared data at {} (set ROOTCAUSE_SHARED_DIR)",
-            dir.display()
-        );
-    }
-    present
 }
