@@ -159,13 +159,7 @@ impl Connector {
                 url: config.redacted_url(),
                 source,
             })?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|source| BusError::Channel {
-                operation: "channel.open",
-                source,
-            })?;
+        let channel = open_channel(&conn).await?;
         self.inner.topology.declare(&channel).await?;
         let _ = channel.close(200, "topology declared".into()).await;
         Ok(conn)
@@ -178,12 +172,7 @@ impl Connector {
     /// broke again between connect and open.
     pub async fn channel(&self, cancel: &CancellationToken) -> Result<Channel, BusError> {
         let conn = self.connection(cancel).await?;
-        conn.create_channel()
-            .await
-            .map_err(|source| BusError::Channel {
-                operation: "channel.open",
-                source,
-            })
+        open_channel(&conn).await
     }
 
     /// Declares the topology again on the live connection: a consumer does
@@ -249,13 +238,7 @@ impl Connector {
                 }
             }
         };
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|source| BusError::Channel {
-                operation: "channel.open",
-                source,
-            })?;
+        let channel = open_channel(&conn).await?;
         channel
             .close(200, "readiness check done".into())
             .await
@@ -273,4 +256,14 @@ impl Connector {
             .without_max_times()
             .build()
     }
+}
+
+/// A new channel on `conn`, its failure named as the `channel.open` step.
+async fn open_channel(conn: &Connection) -> Result<Channel, BusError> {
+    conn.create_channel()
+        .await
+        .map_err(|source| BusError::Channel {
+            operation: "channel.open",
+            source,
+        })
 }

@@ -6,6 +6,7 @@
 //! - [`contract`]: the checks every service binary passes.
 
 pub mod contract;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};

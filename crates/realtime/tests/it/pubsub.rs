@@ -296,7 +296,7 @@ async fn a_half_open_connection_is_noticed_by_ping_and_replaced() -> TestResult 
     // The publisher talks to Redis directly; only the subscriber goes through the proxy.
     let publisher = EventPublisher::new(RedisPool::new(&t.settings)?, &t.settings);
     let mut via_proxy = t.settings.clone();
-    via_proxy.url = SecretString::from(proxy.url.clone());
+    via_proxy.url = SecretString::from(format!("redis://{}", proxy.addr));
     via_proxy.response_timeout_ms = 300;
     via_proxy.subscriber.ping_interval_ms = 200;
     via_proxy.subscriber.reconnect_min_delay_ms = 20;
