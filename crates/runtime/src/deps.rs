@@ -10,6 +10,9 @@ use crate::error::ServiceError;
 use crate::health::{PostgresCheck, RabbitMqCheck, Readiness, RedisCheck};
 use crate::settings::Settings;
 
+/// How long closing the broker connection may take at shutdown.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A dependency a service may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dependency {
@@ -105,7 +108,16 @@ impl Connections {
             pool.close();
         }
         if let Some(connector) = &self.bus {
-            connector.close().await;
+            // A broker that stopped answering must not hold the exit.
+            if tokio::time::timeout(CLOSE_TIMEOUT, connector.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    timeout_ms = CLOSE_TIMEOUT.as_millis(),
+                    "the RabbitMQ connection did not close in time; exiting anyway"
+                );
+            }
         }
         tracing::info!("shutdown phase 4/4: connection pools closed");
     }

@@ -33,6 +33,14 @@ pub trait DependencyCheck: Send + Sync {
 pub struct Readiness {
     checks: Vec<Arc<dyn DependencyCheck>>,
     timeout: Duration,
+    /// The runtime the service's own work runs on (captured when the checks
+    /// are built). Checks run there, not on the HTTP worker that serves
+    /// `/readyz`: a connection a check opens (the AMQP connection, a pooled
+    /// Redis or PostgreSQL connection) spawns its driver task on the runtime
+    /// it is opened from, and the HTTP workers' runtimes stop first at
+    /// shutdown, which would leave the service's connections without a
+    /// driver.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -97,6 +105,7 @@ impl Readiness {
         Self {
             checks: Vec::new(),
             timeout,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -113,13 +122,26 @@ impl Readiness {
         self.checks.iter().map(|c| c.name()).collect()
     }
 
+    /// Runs one check on the service's runtime (see [`Readiness`]), or
+    /// here when none was captured.
+    async fn run(&self, check: &Arc<dyn DependencyCheck>) -> Result<(), String> {
+        let Some(runtime) = &self.runtime else {
+            return check.check().await;
+        };
+        let check = Arc::clone(check);
+        runtime
+            .spawn(async move { check.check().await })
+            .await
+            .unwrap_or_else(|e| Err(format!("the check did not finish: {e}")))
+    }
+
     /// Runs every check concurrently and reports.
     pub async fn report(&self) -> ReadinessReport {
         let runs = self.checks.iter().map(|check| {
             let timeout = self.timeout;
             async move {
                 let started = Instant::now();
-                let result = match tokio::time::timeout(timeout, check.check()).await {
+                let result = match tokio::time::timeout(timeout, self.run(check)).await {
                     Ok(r) => r,
                     Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
                 };

@@ -46,8 +46,9 @@ pub enum GitOrigin {
     Local(PathBuf),
     /// Cloned from a URL; fetched again by [`GitRepository::fetch`].
     Remote {
-        /// The URL (`https://`, `ssh://`, or a local path).
-        url: String,
+        /// The URL (`https://`, `ssh://`, or a local path); secret because
+        /// a URL may embed a token (`https://x-access-token:...@host/...`).
+        url: SecretString,
         /// Credentials for HTTPS (user name and token), when needed.
         credentials: Option<(String, SecretString)>,
     },
@@ -60,7 +61,7 @@ impl std::fmt::Debug for GitOrigin {
             Self::Local(p) => f.debug_tuple("Local").field(p).finish(),
             Self::Remote { url, credentials } => f
                 .debug_struct("Remote")
-                .field("url", &rootcause_redact::url(url))
+                .field("url", &rootcause_redact::url(url.expose_secret()))
                 .field("credentials", credentials)
                 .finish(),
         }
@@ -184,7 +185,7 @@ impl GitRepository {
             path,
             tenant,
             origin: GitOrigin::Remote {
-                url: url.to_owned(),
+                url: SecretString::from(url.to_owned()),
                 credentials,
             },
         };
@@ -227,6 +228,7 @@ impl GitRepository {
         let GitOrigin::Remote { url, credentials } = &self.origin else {
             return Ok(());
         };
+        let url = url.expose_secret();
         let repo = self.open()?;
         let mut remote = repo.remote_anonymous(url).map_err(git_err)?;
         let mut callbacks = git2::RemoteCallbacks::new();

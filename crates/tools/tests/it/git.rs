@@ -651,7 +651,7 @@ fn git_fetch_errors_and_debug_do_not_print_the_url_token() {
         "the error still names the server: {shown}"
     );
     let origin = rootcause_tools::code::GitOrigin::Remote {
-        url: url.to_owned(),
+        url: url.to_owned().into(),
         credentials: None,
     };
     assert!(!format!("{origin:?}").contains("ghs_Fetch7oken9s3cret"));
