@@ -1,5 +1,6 @@
 //! A TCP proxy for failure tests: what a half-open connection (a network
-//! cut with no FIN) does to a client, against the real server behind it.
+//! cut with no FIN) or a reset connection does to a client, against the
+//! real server behind it.
 
 /// A TCP proxy that can freeze its open connections: bytes stop flowing but
 /// the sockets stay open, as with a network cut that sends no FIN. The
@@ -9,6 +10,7 @@ pub struct FreezingProxy {
     /// `127.0.0.1:<port>`: connect here instead of the upstream.
     pub addr: String,
     freeze: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    cut: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -24,9 +26,12 @@ impl FreezingProxy {
         let freeze = std::sync::Arc::new(std::sync::Mutex::new(
             tokio_util::sync::CancellationToken::new(),
         ));
+        let cut = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let stop = tokio_util::sync::CancellationToken::new();
         let upstream = upstream.to_owned();
-        let (freeze_in, stop_in) = (freeze.clone(), stop.clone());
+        let (freeze_in, cut_in, stop_in) = (freeze.clone(), cut.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -38,6 +43,7 @@ impl FreezingProxy {
                     continue;
                 };
                 let frozen = freeze_in.lock().map(|t| t.clone()).unwrap_or_default();
+                let severed = cut_in.lock().map(|t| t.clone()).unwrap_or_default();
                 let stop = stop_in.clone();
                 tokio::spawn(async move {
                     let (mut cr, mut cw) = client.into_split();
@@ -46,6 +52,8 @@ impl FreezingProxy {
                     loop {
                         tokio::select! {
                             () = stop.cancelled() => return,
+                            // Cut: both sockets are dropped (closed) now.
+                            () = severed.cancelled() => return,
                             () = frozen.cancelled() => break,
                             n = cr.read(&mut up) => match n {
                                 Ok(0) | Err(_) => return,
@@ -66,8 +74,18 @@ impl FreezingProxy {
         Ok(Self {
             addr: format!("127.0.0.1:{port}"),
             freeze,
+            cut,
             stop,
         })
+    }
+
+    /// Closes every connection open now, on both sides, as a broker restart
+    /// or a load balancer reset would; later ones are unaffected.
+    pub fn cut(&self) {
+        if let Ok(mut current) = self.cut.lock() {
+            current.cancel();
+            *current = tokio_util::sync::CancellationToken::new();
+        }
     }
 
     /// Freezes every connection open now; later ones are unaffected.

@@ -255,3 +255,72 @@ async fn a_panicking_handler_is_a_failed_attempt_and_does_not_stall_the_consumer
     }
     assert_eq!(bus.ready(&bus.topology.commands_queue()).await, 0);
 }
+
+/// The retry copy of a message is confirmed, then the ack of the original
+/// fails because the connection was reset in between: the broker redelivers
+/// the original, and a handler that is not transactional (an LLM call) must
+/// not run a second time for it. Only the retry (attempt 2) runs again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_ack_after_the_retry_went_out_does_not_run_the_handler_twice() {
+    let proxy = rootcause_testkit::proxy::FreezingProxy::start("127.0.0.1:5672")
+        .await
+        .expect("proxy");
+    let mut config = crate::common::test_config();
+    config.url = format!("amqp://guest:guest@{}/%2f", proxy.addr).into();
+    let bus = TestBus::with_config(config).await;
+    let proxy = Arc::new(proxy);
+    let runs = Arc::new(Mutex::new(Vec::<(u32, bool)>::new()));
+    let handler = {
+        let (runs, proxy) = (runs.clone(), proxy.clone());
+        move |m: Incoming<Job>| {
+            let (runs, proxy) = (runs.clone(), proxy.clone());
+            async move {
+                let attempt = m.envelope.attempt;
+                runs.lock().unwrap().push((attempt, m.redelivered));
+                if attempt == 1 {
+                    // Reset the connection under the running handler: the
+                    // consumer's channel (and the ack it will send) dies; the
+                    // retry is published on a new connection.
+                    proxy.cut();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Outcome::Retry(Reason::new("model call timed out"))
+                } else {
+                    Outcome::Done
+                }
+            }
+        }
+    };
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(
+        Consumer::new(
+            bus.publisher.clone(),
+            bus.topology.commands_queue(),
+            handler,
+        )
+        .run(cancel.clone()),
+    );
+    bus.publisher
+        .publish(&bus.topology.commands_exchange(), COMMANDS_KEY, &job(7))
+        .await
+        .expect("confirmed");
+
+    // Wait for the retry to run, then long enough for a redelivery of the
+    // original to have run too, had it been allowed to.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runs.lock().unwrap().iter().any(|(a, _)| *a == 2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cancel.cancel();
+    let _ = running.await;
+
+    let runs = runs.lock().unwrap().clone();
+    let first: Vec<_> = runs.iter().filter(|(a, _)| *a == 1).collect();
+    let second: Vec<_> = runs.iter().filter(|(a, _)| *a == 2).collect();
+    assert_eq!(
+        first.len(),
+        1,
+        "attempt 1 ran once, not again on redelivery: {runs:?}"
+    );
+    assert_eq!(second.len(), 1, "the retry ran once: {runs:?}");
+}
