@@ -185,7 +185,10 @@ async fn broker_restart_loses_nothing_and_consumption_resumes() {
         .await
         .expect("publisher finished after the restart")
         .unwrap();
-    let outbox_ids = writer.await.unwrap();
+    let outbox_ids = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("the outbox writer finished after the restart")
+        .unwrap();
     let mut all: HashSet<MessageId> = direct_ids.iter().copied().collect();
     all.extend(outbox_ids.iter().copied());
     assert_eq!(all.len() as u32, DIRECT + VIA_OUTBOX);
@@ -200,8 +203,16 @@ async fn broker_restart_loses_nothing_and_consumption_resumes() {
         "the consumer kept running through the restart"
     );
     stop.cancel();
-    consumer.await.unwrap().unwrap();
-    drainer.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), consumer)
+        .await
+        .expect("the consumer stopped within 30 s of cancel")
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), drainer)
+        .await
+        .expect("the outbox drainer stopped within 30 s of cancel")
+        .unwrap()
+        .unwrap();
 
     let unsent: i64 = outbox::table
         .filter(outbox::sent_at.is_null())
