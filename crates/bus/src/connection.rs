@@ -115,10 +115,7 @@ impl Connector {
             attempt += 1;
             match self.connect_once().await {
                 Ok(conn) => {
-                    let conn = Arc::new(conn);
-                    *current = Some(conn.clone());
-                    let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                    ::metrics::counter!(metrics::CONNECTS).increment(1);
+                    let (conn, generation) = self.install(&mut current, conn);
                     tracing::info!(
                         url = %self.inner.config.redacted_url(),
                         generation,
@@ -229,13 +226,7 @@ impl Connector {
             let mut current = self.inner.current.lock().await;
             match current.as_ref() {
                 Some(conn) if conn.status().connected() => conn.clone(),
-                _ => {
-                    let conn = Arc::new(self.connect_once().await?);
-                    *current = Some(conn.clone());
-                    self.inner.generation.fetch_add(1, Ordering::SeqCst);
-                    ::metrics::counter!(metrics::CONNECTS).increment(1);
-                    conn
-                }
+                _ => self.install(&mut current, self.connect_once().await?).0,
             }
         };
         let channel = open_channel(&conn).await?;
@@ -246,6 +237,20 @@ impl Connector {
                 operation: "channel.close",
                 source,
             })
+    }
+
+    /// Makes `conn` the live connection: counts it and bumps the
+    /// generation, which it returns with the shared handle.
+    fn install(
+        &self,
+        current: &mut Option<Arc<Connection>>,
+        conn: Connection,
+    ) -> (Arc<Connection>, u64) {
+        let conn = Arc::new(conn);
+        *current = Some(conn.clone());
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        ::metrics::counter!(metrics::CONNECTS).increment(1);
+        (conn, generation)
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {

@@ -260,6 +260,20 @@ fn previous_release<'a>(
         .max_by_key(|c| c.ts)
 }
 
+/// The change record behind a suspect, when the suspect is one.
+fn suspect_change<'a>(
+    suspect: Option<&SuspectChange>,
+    analysis: &'a Analysis,
+) -> Option<&'a ChangeRecord> {
+    let s = suspect?;
+    analysis
+        .suspects
+        .iter()
+        .find(|x| x.title == s.title)
+        .and_then(|x| x.change)
+        .and_then(|i| analysis.changes.get(i))
+}
+
 /// Steps for a hypothesis, most urgent first.
 pub fn steps(
     service: &str,
@@ -271,14 +285,7 @@ pub fn steps(
     let mut out = Vec::new();
     match category {
         Category::BadDeploy => {
-            let deploy = suspect.and_then(|s| {
-                analysis
-                    .suspects
-                    .iter()
-                    .find(|x| x.title == s.title)
-                    .and_then(|x| x.change)
-                    .and_then(|i| analysis.changes.get(i))
-            });
+            let deploy = suspect_change(suspect, analysis);
             match deploy {
                 Some(d) => {
                     let prev = previous_release(&analysis.changes, service, d.ts_ms())
@@ -307,14 +314,7 @@ pub fn steps(
             ));
         }
         Category::ConfigChange => {
-            let change = suspect.and_then(|s| {
-                analysis
-                    .suspects
-                    .iter()
-                    .find(|x| x.title == s.title)
-                    .and_then(|x| x.change)
-                    .and_then(|i| analysis.changes.get(i))
-            });
+            let change = suspect_change(suspect, analysis);
             match change {
                 Some(c) => out.push(format!(
                     "Revert the {} change of {service} made at {}: \"{}\".",
