@@ -1,6 +1,18 @@
-//! The agents of a diagnosis. Today: [`offline`], the investigation of an
-//! incident bundle by the analyzers alone (no model), moved out of the CLI so
-//! the agent-worker, `rootcause diagnose` and `rootcause eval` run the same
-//! code. The LLM tool-calling agents and the coordinator build on it.
+//! The agents of a diagnosis: coordinator, log, metric, code, knowledge and
+//! database. Each runs a task either with an LLM (a tool-calling loop over
+//! its tools, within a step and token budget) or offline (its analyzers on
+//! what its tools return). The agent-worker, `rootcause diagnose --local`
+//! and `rootcause eval` all run them through [`Agents::run`].
+//!
+//! Layout:
+//! - [`runner`]: [`Agents`], [`AgentOutput`], [`AgentError`], [`ProgressSink`]
+//! - [`settings`]: the `agents` section (rollout mode and canary, limits, bundle roots)
+//! - [`offline`]: the analyzers' investigation of an incident bundle
 
+mod engine;
 pub mod offline;
+pub mod runner;
+pub mod settings;
+
+pub use runner::{AgentError, AgentOutput, Agents, NoProgress, ProgressSink};
+pub use settings::{AgentsMode, AgentsSettings};

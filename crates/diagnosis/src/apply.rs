@@ -24,6 +24,8 @@ impl DiagnosisState {
             tenant,
             incident,
             deadline,
+            options,
+            arm,
         } = &event.kind
         else {
             return Err(ApplyError::NotGenesis {
@@ -41,6 +43,8 @@ impl DiagnosisState {
             session_id: event.session_id,
             tenant: tenant.clone(),
             incident: incident.clone(),
+            options: options.clone(),
+            arm: *arm,
             mode: None,
             phase: Phase::Intake,
             status: Status::Queued,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, EvidenceId, HypothesisId, SessionId, TaskId, TenantId};
 use crate::incident::Incident;
+use crate::options::{AgentArm, DiagnosisOptions};
 use crate::state::{
     AgentKind, Confidence, Evidence, FinalResult, Hypothesis, Mode, Phase, Plan, Usage,
 };
@@ -45,6 +46,14 @@ pub enum EventKind {
         incident: Incident,
         /// When it must conclude.
         deadline: DateTime<Utc>,
+        /// How it runs (data source, agents); absent in events written
+        /// before options existed, which read as the defaults.
+        #[serde(default)]
+        options: DiagnosisOptions,
+        /// The arm decided at start (LLM or offline agents), recorded so a
+        /// canary rollout can compare outcomes per arm.
+        #[serde(default)]
+        arm: AgentArm,
     },
     /// The workflow graph was chosen.
     ModeSelected {

@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EvidenceId, MessageId, SessionId, TaskId, TenantId};
+use crate::ids::{EventId, EvidenceId, MessageId, SessionId, TaskId, TenantId};
 use crate::incident::Incident;
-use crate::state::{AgentKind, Category, Confidence, Evidence, Mode, Usage};
+use crate::options::{AgentArm, DataSource, DiagnosisOptions};
+use crate::state::{
+    AgentKind, Category, Confidence, Evidence, Hypothesis, Mode, Phase, Plan, Usage,
+};
 
 /// A message body: knows its own `kind` name, so an envelope is labelled
 /// consistently wherever it is built.
@@ -80,6 +83,10 @@ impl<T: MessageBody> Envelope<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a command is built once per request and moved into an envelope; boxing buys nothing"
+)]
 pub enum Command {
     /// Start a diagnosis.
     StartDiagnosis {
@@ -91,6 +98,9 @@ pub enum Command {
         mode: Option<Mode>,
         /// Overall deadline; `None` takes the configured default.
         deadline: Option<DateTime<Utc>>,
+        /// Data source, agents, forced arm.
+        #[serde(default)]
+        options: DiagnosisOptions,
     },
     /// Stop dispatching new tasks.
     PauseDiagnosis {
@@ -162,12 +172,43 @@ pub struct AgentTask {
     pub hypotheses: Vec<HypothesisBrief>,
     /// Limits.
     pub budget: TaskBudget,
+    /// The workflow phase the task serves: for the coordinator, whether to
+    /// plan (`planning`), weigh (`evaluating`) or conclude (`synthesizing`);
+    /// `investigating` for every other agent.
+    pub phase: Phase,
+    /// Where the agent reads its data.
+    #[serde(default)]
+    pub data: DataSource,
+    /// Whether the agent reasons with an LLM or runs its analyzers only.
+    #[serde(default)]
+    pub arm: AgentArm,
+    /// The plan of the round, for the coordinator's synthesis and for
+    /// context.
+    #[serde(default)]
+    pub plan: Option<Plan>,
 }
 
 impl MessageBody for AgentTask {
     fn kind(&self) -> &'static str {
         "agent_task"
     }
+}
+
+/// How one attempt at a task ran, for its `agent_executions` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Delivery attempt, from 1.
+    pub attempt: u32,
+    /// Worker identity (pod and slot).
+    pub worker: String,
+    /// Provider that answered last; `None` for an offline run.
+    pub provider: Option<String>,
+    /// Model that answered last; `None` for an offline run.
+    pub model: Option<String>,
+    /// When the attempt started (the worker's clock).
+    pub started_at: Option<DateTime<Utc>>,
+    /// Wall time of the attempt.
+    pub duration_ms: u64,
 }
 
 /// What a worker reports about a task; each becomes one or more events.
@@ -189,6 +230,31 @@ pub enum AgentReport {
         /// What it is doing.
         message: String,
     },
+    /// The agent called a tool; `call_id` becomes the `tool_called`
+    /// event's id, so the result can name it as its parent.
+    ToolCalled {
+        /// The task.
+        task_id: TaskId,
+        /// Identity of the call.
+        call_id: EventId,
+        /// Tool name.
+        tool: String,
+        /// Arguments as the agent gave them.
+        arguments: serde_json::Value,
+    },
+    /// A tool call returned.
+    ToolResult {
+        /// The task.
+        task_id: TaskId,
+        /// The call this answers.
+        call_id: EventId,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Compact result or error.
+        summary: String,
+        /// Whether the result was cut to the size cap.
+        truncated: bool,
+    },
     /// The task finished.
     Completed {
         /// The task.
@@ -201,6 +267,16 @@ pub enum AgentReport {
         key_evidence: Vec<EvidenceId>,
         /// What it used.
         usage: Usage,
+        /// The coordinator's plan, when the task was a planning one.
+        #[serde(default)]
+        plan: Option<Plan>,
+        /// The coordinator's hypotheses (new or revised, matched by id),
+        /// ranked, when the task was an evaluation or a synthesis.
+        #[serde(default)]
+        hypotheses: Vec<Hypothesis>,
+        /// How the attempt ran.
+        #[serde(default)]
+        execution: Execution,
     },
     /// The task failed.
     Failed {
@@ -212,6 +288,9 @@ pub enum AgentReport {
         retryable: bool,
         /// What it used.
         usage: Usage,
+        /// How the attempt ran.
+        #[serde(default)]
+        execution: Execution,
     },
 }
 
@@ -222,6 +301,8 @@ impl AgentReport {
         match self {
             Self::Started { task_id, .. }
             | Self::Progress { task_id, .. }
+            | Self::ToolCalled { task_id, .. }
+            | Self::ToolResult { task_id, .. }
             | Self::Completed { task_id, .. }
             | Self::Failed { task_id, .. } => *task_id,
         }
@@ -233,6 +314,8 @@ impl MessageBody for AgentReport {
         match self {
             Self::Started { .. } => "agent_started",
             Self::Progress { .. } => "agent_progress",
+            Self::ToolCalled { .. } => "tool_called",
+            Self::ToolResult { .. } => "tool_result",
             Self::Completed { .. } => "agent_completed",
             Self::Failed { .. } => "agent_failed",
         }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::evidence::{Evidence, EvidenceKind};
 use crate::ids::{EventId, EvidenceId, HypothesisId, SessionId, TaskId, TenantId};
 use crate::incident::Incident;
+use crate::options::{AgentArm, DiagnosisOptions};
 
 /// A confidence in percent, 0 to 100; out-of-range values cannot be built.
 #[derive(
@@ -488,6 +489,12 @@ pub struct DiagnosisState {
     pub(crate) tenant: TenantId,
     /// What is being diagnosed.
     pub(crate) incident: Incident,
+    /// How it runs (data source, agents).
+    #[serde(default)]
+    pub(crate) options: DiagnosisOptions,
+    /// LLM or offline agents, decided at start.
+    #[serde(default)]
+    pub(crate) arm: AgentArm,
     /// Workflow graph, once chosen.
     pub(crate) mode: Option<Mode>,
     /// Workflow position.
@@ -550,6 +557,19 @@ impl DiagnosisState {
     #[must_use]
     pub fn incident(&self) -> &Incident {
         &self.incident
+    }
+
+    /// How the diagnosis runs: every task carries its data source and the
+    /// agents it allows.
+    #[must_use]
+    pub fn options(&self) -> &DiagnosisOptions {
+        &self.options
+    }
+
+    /// The arm decided at start, which every task of the session follows.
+    #[must_use]
+    pub fn arm(&self) -> AgentArm {
+        self.arm
     }
 
     /// Workflow graph, once chosen (`None` until `mode_selected`).

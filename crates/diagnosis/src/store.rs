@@ -46,6 +46,7 @@ use crate::db::{NewOutbox, PgPool, StoreError};
 use crate::event::{DiagnosisEvent, EventKind};
 use crate::ids::{EventId, MessageId, SessionId, TenantId};
 use crate::incident::Incident;
+use crate::options::{AgentArm, DiagnosisOptions};
 use crate::state::{DiagnosisState, Status};
 
 pub use append::{AUTO_SNAPSHOT_TAIL, append, append_with, append_with_cached, create_session};
@@ -143,6 +144,10 @@ pub struct NewDiagnosis {
     pub incident: Incident,
     /// When it must conclude.
     pub deadline: DateTime<Utc>,
+    /// How it runs.
+    pub options: DiagnosisOptions,
+    /// The arm decided for it.
+    pub arm: AgentArm,
     /// When it was accepted.
     pub occurred_at: DateTime<Utc>,
 }

@@ -494,17 +494,23 @@ impl Cx<'_> {
     }
 
     /// The current round's plan steps.
-    fn steps(&self) -> &[rootcause_diagnosis::state::PlanStep] {
+    /// The current round's plan steps for agents the diagnosis's options
+    /// allow (a plan naming an excluded agent skips it).
+    fn steps(&self) -> Vec<&rootcause_diagnosis::state::PlanStep> {
+        let options = self.state.options();
         self.state
             .plan()
             .filter(|p| p.round == self.state.round())
-            .map_or(&[], |p| p.steps.as_slice())
+            .map_or(&[][..], |p| p.steps.as_slice())
+            .iter()
+            .filter(|s| options.allows(s.agent))
+            .collect()
     }
 
     /// Dispatches for the plan steps not yet dispatched.
     fn dispatch_steps(&self) -> Vec<Action> {
         self.steps()
-            .iter()
+            .into_iter()
             .filter(|s| !self.state.tasks().contains_key(&s.task_id))
             .map(|s| Action::Dispatch {
                 task_id: s.task_id,

@@ -22,18 +22,23 @@
 //! Layout:
 //! - [`graph`] has nodes, conditions, edges, the two graphs, their rendering;
 //! - [`mod@decide`] has [`next`], [`control`], [`wake_at`], [`conclusion`], [`Action`];
+//! - [`drive`] has [`absorb`] (a worker's report as events), [`advance`]
+//!   (`next` until settled) and [`task_for`], the step the orchestrator and
+//!   `diagnose --local` share;
 //! - [`plan`] has questions, default plans, derived task ids;
 //! - [`config`] has [`WorkflowConfig`], [`choose_mode`], [`deadline_for`];
 //! - [`error`] has [`WorkflowError`].
 
 pub mod config;
 pub mod decide;
+pub mod drive;
 pub mod error;
 pub mod graph;
 pub mod plan;
 
 pub use config::{ModeChoice, WorkflowConfig, choose_mode, deadline_for};
 pub use decide::{Action, Control, conclusion, control, facts, next, wake_at};
+pub use drive::{Dispatch, DriveError, PlannedEvent, Step, absorb, advance, task_for};
 pub use error::WorkflowError;
 pub use graph::{Condition, Edge, Facts, Graph, GraphDefect, Interrupt, Node};
 pub use plan::{agreeing_kinds, default_plan, evidence_kind_of, task_id};

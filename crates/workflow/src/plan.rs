@@ -180,6 +180,7 @@ pub fn default_plan(state: &DiagnosisState, round: u32, config: &WorkflowConfig)
             steps: config
                 .investigators
                 .iter()
+                .filter(|a| state.options().allows(**a))
                 .map(|a| step(*a, first_question(state, *a)))
                 .collect(),
         };
@@ -196,7 +197,7 @@ pub fn default_plan(state: &DiagnosisState, round: u32, config: &WorkflowConfig)
         .investigators
         .iter()
         .copied()
-        .filter(|a| !failed_last_round.contains(a));
+        .filter(|a| !failed_last_round.contains(a) && state.options().allows(*a));
     match state.ranked_hypotheses().first() {
         Some(top) => {
             let have = agreeing_kinds(state, top);

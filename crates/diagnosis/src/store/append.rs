@@ -54,6 +54,8 @@ pub async fn create_session(
             tenant: new.tenant.clone(),
             incident: new.incident.clone(),
             deadline: new.deadline,
+            options: new.options.clone(),
+            arm: new.arm,
         },
         new.occurred_at,
     )

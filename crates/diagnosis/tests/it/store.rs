@@ -514,6 +514,8 @@ async fn a_failed_decision_or_event_writes_nothing_so_the_message_can_retry() {
                 tenant: TenantId::new("acme"),
                 incident: workload::incident(),
                 deadline: workload::t0(),
+                options: Default::default(),
+                arm: Default::default(),
             })]),
         )
         .await

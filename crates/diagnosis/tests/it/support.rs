@@ -124,6 +124,8 @@ pub fn created(session_id: SessionId) -> DiagnosisEvent {
             tenant: TenantId::new("acme"),
             incident: incident(),
             deadline: t0() + Duration::minutes(30),
+            options: Default::default(),
+            arm: Default::default(),
         },
     }
 }

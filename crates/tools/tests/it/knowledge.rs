@@ -267,6 +267,8 @@ async fn concluded_diagnoses_become_searchable() {
             tenant: TenantId::new("acme"),
             incident: incident(&dir),
             deadline: Utc::now(),
+            options: Default::default(),
+            arm: Default::default(),
         },
     };
     let mut state = DiagnosisState::genesis(&created).unwrap();

@@ -58,6 +58,8 @@ impl Sim {
                 tenant: TenantId::new("acme"),
                 incident,
                 deadline: t0() + config.deadline(),
+                options: Default::default(),
+                arm: Default::default(),
             },
         };
         let mut sim = Self {

@@ -48,6 +48,8 @@ pub fn new_diagnosis(tenant: &str) -> NewDiagnosis {
         tenant: TenantId::new(tenant),
         incident: incident(),
         deadline: t0() + Duration::minutes(30),
+        options: Default::default(),
+        arm: Default::default(),
         occurred_at: t0(),
     }
 }
