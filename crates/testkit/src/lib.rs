@@ -98,6 +98,36 @@ impl Dep {
     }
 }
 
+/// The path of another package's binary in the same target directory as
+/// the running test (`cargo test --workspace` and `cargo nextest run
+/// --workspace` build every package's binaries), for tests that run several
+/// services as processes.
+///
+/// # Errors
+/// [`TestkitError::Spawn`] naming the missing file and the command that
+/// builds it.
+pub fn workspace_bin(name: &str) -> Result<std::path::PathBuf, TestkitError> {
+    let missing = |detail: String| TestkitError::Spawn {
+        bin: name.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, detail),
+    };
+    let exe = std::env::current_exe().map_err(|e| missing(e.to_string()))?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or_else(|| missing(format!("{} has no profile directory", exe.display())))?;
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(missing(format!(
+            "{} does not exist; build it with `cargo build -p {name}` (or run the tests with --workspace)",
+            path.display()
+        )))
+    }
+}
+
 /// A local port that was free a moment ago: bound on 127.0.0.1:0, then
 /// released. Nothing listens on it afterwards (barring a race with another
 /// process picking the same ephemeral port, which the OS makes unlikely).
@@ -388,6 +418,23 @@ impl ServiceProcess {
                 self.child.id()
             ))))
         }
+    }
+
+    /// Sends SIGKILL: the process dies at once, holding whatever it held,
+    /// as when a node fails or the OOM killer strikes.
+    ///
+    /// # Errors
+    /// [`TestkitError::Process`] when the signal cannot be sent.
+    pub fn kill(&mut self) -> Result<(), TestkitError> {
+        self.child.kill()?;
+        let _ = self.child.wait();
+        Ok(())
+    }
+
+    /// The OS process id (for reading its memory use from `/proc`).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits up to `timeout` for the process to exit.
