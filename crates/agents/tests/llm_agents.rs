@@ -129,7 +129,11 @@ fn settings(server: &MockServer) -> LlmSettings {
 }
 
 fn model(server: &MockServer, agent: AgentKind, session: SessionId) -> AgentLlm {
-    let llm = Llm::from_settings(&settings(server)).expect("valid settings");
+    model_with(settings(server), agent, session)
+}
+
+fn model_with(settings: LlmSettings, agent: AgentKind, session: SessionId) -> AgentLlm {
+    let llm = Llm::from_settings(&settings).expect("valid settings");
     llm.diagnosis(session, Usage::default())
         .agent(agent)
         .online()
@@ -348,6 +352,7 @@ async fn a_scripted_conversation_runs_the_tools_feeds_results_back_and_cites_the
     assert_eq!(e.agent, AgentKind::Log);
     assert_eq!(e.kind, EvidenceKind::Log);
     assert_eq!(e.service.as_deref(), Some("checkout"));
+    assert_eq!(e.label.as_deref(), Some("L1"), "a short handle to cite");
     assert!(e.query.is_some(), "the tool's own query is kept");
     assert_eq!(out.key_evidence, vec![e.id]);
     assert!(out.summary.contains("log.v1"), "{}", out.summary);
@@ -510,6 +515,29 @@ async fn a_budget_that_runs_out_mid_investigation_stops_the_loop_and_keeps_what_
     assert!(out.summary.contains("token budget"), "{}", out.summary);
     assert_eq!(out.evidence.len(), 1);
     assert!(out.usage.total_tokens() <= 25_000 + 2_048);
+}
+
+#[tokio::test]
+async fn a_spent_diagnosis_budget_refuses_the_calls_and_the_agent_ends_with_a_clear_error() {
+    let world = World::new();
+    let server = scripted(Vec::new()).await;
+    let mut settings = settings(&server);
+    settings.budget.max_tokens = Some(500);
+    let model = model_with(settings, AgentKind::Log, SessionId::new());
+
+    let err = run(
+        &task(AgentKind::Log, Phase::Investigating),
+        &model,
+        world.tools(),
+        LIMITS,
+        &Collect::default(),
+    )
+    .await
+    .expect_err("the diagnosis budget refuses every call");
+
+    assert!(err.is_budget_spent(), "{err}");
+    assert!(err.to_string().contains("diagnosis budget exceeded"), "{err}");
+    assert!(bodies(&server).await.is_empty(), "nothing was sent");
 }
 
 #[tokio::test]

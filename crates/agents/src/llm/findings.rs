@@ -110,14 +110,20 @@ pub(crate) struct Converted {
 }
 
 /// Turns findings into evidence of `agent`, citing the calls of `calls`;
-/// findings citing none of them are dropped and counted.
+/// findings citing none of them are dropped and counted. Each gets a label
+/// (`L4`: the agent's letter, numbered after the labels of that letter in
+/// `known`), so the coordinator can cite it by a short handle; one agent
+/// runs once per round, so its labels do not collide with another's.
 pub(crate) fn to_evidence(
     agent: AgentKind,
     prompt: &str,
     findings: Vec<Finding>,
     calls: &[CallRecord],
+    known: &[Evidence],
 ) -> Converted {
     let mut out = Converted::default();
+    let letter = label_letter(agent);
+    let mut number = last_label_number(known, letter);
     for f in findings {
         let cited: Vec<&CallRecord> =
             f.cites
@@ -143,6 +149,8 @@ pub(crate) fn to_evidence(
             .clone()
             .unwrap_or_else(|| format!("tool:{}", first.tool));
         let mut e = Evidence::new(f.kind, f.statement.trim(), source);
+        number += 1;
+        e.label = Some(format!("{letter}{number}"));
         e.agent = agent;
         e.service = f
             .service
@@ -167,6 +175,27 @@ pub(crate) fn to_evidence(
         out.evidence.push(e);
     }
     out
+}
+
+/// The label letter of an agent's findings.
+fn label_letter(agent: AgentKind) -> char {
+    match agent {
+        AgentKind::Log => 'L',
+        AgentKind::Metric => 'M',
+        AgentKind::Code => 'C',
+        AgentKind::Database => 'D',
+        AgentKind::Knowledge => 'K',
+        AgentKind::Coordinator => 'H',
+    }
+}
+
+/// The highest number among labels `<letter><number>` in `known`.
+fn last_label_number(known: &[Evidence], letter: char) -> usize {
+    known
+        .iter()
+        .filter_map(|e| e.label.as_deref()?.strip_prefix(letter)?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The call a citation names: its handle, the provider's id or the event id.
@@ -236,6 +265,10 @@ mod tests {
     fn citations_resolve_by_handle_provider_id_or_event_and_unknown_ones_drop() {
         let calls = vec![call(1), call(2)];
         let by_event = calls[1].event.to_string();
+        let mut earlier = Evidence::new(EvidenceKind::Log, "earlier", "x");
+        earlier.label = Some("L7".to_owned());
+        let mut metric = Evidence::new(EvidenceKind::Metric, "other agent", "x");
+        metric.label = Some("M9".to_owned());
         let out = to_evidence(
             AgentKind::Log,
             "log.v1",
@@ -247,8 +280,11 @@ mod tests {
                 finding(&[]),
             ],
             &calls,
+            &[earlier, metric],
         );
         assert_eq!(out.dropped, 2);
+        let labels: Vec<_> = out.evidence.iter().map(|e| e.label.as_deref()).collect();
+        assert_eq!(labels, vec![Some("L8"), Some("L9"), Some("L10")]);
         let cited: Vec<_> = out.evidence.iter().map(|e| e.tool_call).collect();
         assert_eq!(
             cited,

@@ -185,7 +185,8 @@ pub async fn run(
         schema: findings::schema().name,
         errors,
     })?;
-    let converted = findings::to_evidence(agent, prompt.id, answer.findings, &calls);
+    let converted =
+        findings::to_evidence(agent, prompt.id, answer.findings, &calls, &task.evidence);
     let key_evidence = converted
         .evidence
         .iter()

@@ -20,6 +20,7 @@ mod findings;
 mod investigate;
 pub mod prompt;
 
+use rootcause_diagnosis::message::TaskBudget;
 use rootcause_diagnosis::{AgentTask, Category, HypothesisId, SessionId, Usage};
 use rootcause_llm::AgentLlm;
 
@@ -47,11 +48,15 @@ impl LlmLimits {
     /// own budget where it sets one (a non-zero value).
     #[must_use]
     pub fn for_task(settings: &AgentsSettings, task: &AgentTask) -> Self {
-        let steps = match task.budget.max_steps {
+        Self::from_parts(settings, task.budget)
+    }
+
+    fn from_parts(settings: &AgentsSettings, budget: TaskBudget) -> Self {
+        let steps = match budget.max_steps {
             0 => settings.max_steps,
             n => n.min(settings.max_steps),
         };
-        let tokens = match task.budget.max_tokens {
+        let tokens = match budget.max_tokens {
             0 => settings.max_tokens,
             n => n.min(settings.max_tokens),
         };
@@ -128,6 +133,46 @@ impl Spend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_budget_tightens_the_configured_limits_and_zero_means_unset() {
+        let settings = AgentsSettings {
+            max_steps: 12,
+            max_tokens: 60_000,
+            ..AgentsSettings::default()
+        };
+        let limits = |max_steps, max_tokens| {
+            LlmLimits::from_parts(
+                &settings,
+                TaskBudget {
+                    max_steps,
+                    max_tokens,
+                    max_cost_micros: 0,
+                },
+            )
+        };
+        assert_eq!(
+            limits(0, 0),
+            LlmLimits {
+                max_steps: 12,
+                max_tokens: 60_000
+            }
+        );
+        assert_eq!(
+            limits(3, 90_000),
+            LlmLimits {
+                max_steps: 3,
+                max_tokens: 60_000
+            }
+        );
+        assert_eq!(
+            limits(40, 1_000),
+            LlmLimits {
+                max_steps: 12,
+                max_tokens: 1_000
+            }
+        );
+    }
 
     #[test]
     fn hypothesis_ids_depend_on_session_service_and_category_only() {
