@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rootcause_agents::ProgressSink;
-use rootcause_agents::llm::{AgentTools, LlmAgentError, LlmLimits, coordinate, hypothesis_id, run};
+use rootcause_agents::llm::{
+    AgentTools, LlmAgentError, LlmLimits, coordinate, hypothesis_id, run, run_task,
+};
 use rootcause_diagnosis::message::TaskBudget;
 use rootcause_diagnosis::{
     AgentArm, AgentKind, AgentReport, AgentTask, Category, DataSource, EventId, Evidence,
@@ -536,7 +538,10 @@ async fn a_spent_diagnosis_budget_refuses_the_calls_and_the_agent_ends_with_a_cl
     .expect_err("the diagnosis budget refuses every call");
 
     assert!(err.is_budget_spent(), "{err}");
-    assert!(err.to_string().contains("diagnosis budget exceeded"), "{err}");
+    assert!(
+        err.to_string().contains("diagnosis budget exceeded"),
+        "{err}"
+    );
     assert!(bodies(&server).await.is_empty(), "nothing was sent");
 }
 
@@ -602,6 +607,87 @@ async fn malformed_findings_get_one_repair_then_fail_clearly() {
         "{err}"
     );
     assert!(!err.is_provider_failure());
+}
+
+#[tokio::test]
+async fn a_model_that_keeps_calling_tools_when_asked_for_findings_fails_clearly() {
+    let world = World::new();
+    let search = || {
+        tool_calls(&[(
+            "call_x",
+            "elasticsearch_search",
+            json!({"service": "checkout"}),
+        )])
+    };
+    let server = scripted(vec![text("Done."), search(), search()]).await;
+    let model = model(&server, AgentKind::Log, SessionId::new());
+    let sink = Collect::default();
+
+    let err = run(
+        &task(AgentKind::Log, Phase::Investigating),
+        &model,
+        world.tools(),
+        LIMITS,
+        &sink,
+    )
+    .await
+    .expect_err("no findings");
+
+    assert!(matches!(err, LlmAgentError::NoFindings { .. }), "{err}");
+    let bodies = bodies(&server).await;
+    assert_eq!(
+        bodies.len(),
+        3,
+        "the findings request, told once, then given up"
+    );
+    assert!(bodies[2].to_string().contains("tools_closed"));
+    assert!(
+        !sink
+            .reports()
+            .iter()
+            .any(|r| matches!(r, AgentReport::ToolCalled { .. })),
+        "no tool runs once the tools are closed"
+    );
+}
+
+#[tokio::test]
+async fn run_task_sends_the_coordinator_to_coordinate_and_investigators_to_the_loop() {
+    let world = World::new();
+    let plan = json!({"rationale": "r", "steps": [
+        {"agent": "metric", "question": "q", "start": null, "end": null}]});
+    let server = scripted(vec![json_answer(&plan)]).await;
+    let session = SessionId::new();
+    let model = model(&server, AgentKind::Coordinator, session);
+    let out = run_task(
+        &task(AgentKind::Coordinator, Phase::Planning),
+        session,
+        &model,
+        world.tools(),
+        LIMITS,
+        &Collect::default(),
+    )
+    .await
+    .expect("plan");
+    assert_eq!(out.plan.expect("plan").steps[0].agent, AgentKind::Metric);
+
+    let server = scripted(vec![
+        text("Nothing to search."),
+        json_answer(&json!({"summary": "none", "findings": []})),
+    ])
+    .await;
+    let model = self::model(&server, AgentKind::Log, session);
+    let out = run_task(
+        &task(AgentKind::Log, Phase::Investigating),
+        session,
+        &model,
+        world.tools(),
+        LIMITS,
+        &Collect::default(),
+    )
+    .await
+    .expect("findings");
+    assert!(out.plan.is_none() && out.evidence.is_empty());
+    assert!(out.summary.contains("log.v1"), "{}", out.summary);
 }
 
 #[tokio::test]

@@ -29,7 +29,36 @@ pub use error::LlmAgentError;
 pub use investigate::{AgentTools, run};
 pub use prompt::Prompt;
 
+use crate::runner::{AgentOutput, ProgressSink};
 use crate::settings::AgentsSettings;
+
+/// Runs any task on the LLM arm: the coordinator's through [`coordinate`],
+/// every other agent's through [`run`]. The one call an engine needs:
+///
+/// ```ignore
+/// let limits = LlmLimits::for_task(&settings, task);
+/// match llm::run_task(task, session_id, &model, tools, limits, sink).await {
+///     Err(e) if e.is_provider_failure() => offline(task, sink).await, // say so in the summary
+///     result => result.map_err(AgentError::from),
+/// }
+/// ```
+///
+/// # Errors
+/// As [`run`] and [`coordinate`].
+pub async fn run_task(
+    task: &AgentTask,
+    session_id: SessionId,
+    model: &AgentLlm,
+    tools: AgentTools<'_>,
+    limits: LlmLimits,
+    sink: &dyn ProgressSink,
+) -> Result<AgentOutput, LlmAgentError> {
+    if task.agent == rootcause_diagnosis::AgentKind::Coordinator {
+        coordinate(task, session_id, model, limits, sink).await
+    } else {
+        run(task, model, tools, limits, sink).await
+    }
+}
 
 /// How far one LLM agent run may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
