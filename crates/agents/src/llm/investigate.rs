@@ -227,12 +227,16 @@ fn final_request(
     max_tokens: u32,
 ) -> ChatRequest {
     let mut messages = messages.to_vec();
+    let ending = if stop == Stop::Done {
+        "You have finished investigating.".to_owned()
+    } else {
+        format!("The investigation ends here: {}.", stop.says())
+    };
     messages.push(Message::user(format!(
-        "The investigation ends here: {}. Do not call any more tools. Give your findings now as one JSON object: \
+        "{ending} Do not call any more tools. Give your findings now as one JSON object: \
          `summary`, and `findings`, each with kind, service, statement, strength (0 to 1), observed_at (RFC 3339 or null), \
          query (or null) and cites (the call handles c1, c2, ... of the tool results it comes from). \
-         Report only what the tool results show; an empty list is a valid answer.",
-        stop.says()
+         Report only what the tool results show; an empty list is a valid answer."
     )));
     ChatRequest::new(messages)
         .with_tools(definitions.to_vec())

@@ -4,7 +4,7 @@
 //! Both take the agent's [`AgentLlm`] (its provider chain, with redaction,
 //! the diagnosis budget and structured-output validation) and
 //! [`LlmLimits`] (steps and tokens of one run), report progress, tool calls
-//! and tool results to a [`ProgressSink`](crate::ProgressSink) as they go,
+//! and tool results to a [`ProgressSink`] as they go,
 //! and end in structured output validated against a JSON Schema (one repair
 //! request, then a clear error). Prompts are versioned files under
 //! `crates/agents/prompts/`, compiled in; each output names the version.
