@@ -10,6 +10,7 @@
 //! - [`offline`]: the analyzers' investigation of an incident bundle
 
 mod engine;
+pub mod llm;
 pub mod offline;
 pub mod runner;
 pub mod settings;
