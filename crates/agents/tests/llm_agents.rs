@@ -199,6 +199,7 @@ impl World {
 fn task(agent: AgentKind, phase: Phase) -> AgentTask {
     AgentTask {
         task_id: TaskId::new(),
+        session_id: SessionId::new(),
         agent,
         tenant: TenantId::new(TENANT),
         incident: Incident::from_json(INCIDENT).expect("incident"),

@@ -156,6 +156,9 @@ pub struct TaskBudget {
 pub struct AgentTask {
     /// Identity, shared by all attempts.
     pub task_id: TaskId,
+    /// The diagnosis it serves: plan steps and hypothesis ids derive from
+    /// it, so a task is self-contained even outside its envelope.
+    pub session_id: SessionId,
     /// Which agent.
     pub agent: AgentKind,
     /// Owner; tools never read another tenant's data.

@@ -360,6 +360,7 @@ pub fn task_for(state: &DiagnosisState, dispatch: &Dispatch, budget: TaskBudget)
     };
     AgentTask {
         task_id: dispatch.task_id,
+        session_id: state.session_id(),
         agent: dispatch.agent,
         tenant: state.tenant().clone(),
         incident: state.incident().clone(),
