@@ -96,10 +96,10 @@ pub fn diagnose(
     top: usize,
 ) -> Result<report::Report, InputError> {
     let started = Instant::now();
-    let inputs = inputs::Inputs::load(bundle, git_cache)?;
+    let inputs = std::sync::Arc::new(inputs::Inputs::load(bundle, git_cache)?);
     let load_ms = elapsed_ms(started);
     let t = Instant::now();
-    let analysis = evidence::analyze_bundle(&inputs, Duration::minutes(lead_minutes));
+    let analysis = evidence::analyze_bundle(inputs.clone(), Duration::minutes(lead_minutes));
     let analyze_ms = elapsed_ms(t);
     let t = Instant::now();
     let ranked = rank_evidence(
