@@ -1,21 +1,57 @@
-//! The agents' dispatch: which agent runs a task and how (LLM or offline).
-//! Internal to the crate; callers use [`crate::Agents`].
+//! The agents' dispatch: which agent runs a task and how (LLM or offline),
+//! on which data. Internal to the crate; callers use [`crate::Agents`].
+//!
+//! A task's data is a bundle directory (refused outside
+//! `agents.bundle_roots`) or the worker's configured `[tools]` (its
+//! `bundle_dir`, when set). A bundle is loaded and its shared
+//! [`BundleContext`] computed once, on the blocking pool, and cached per
+//! path: every agent of a diagnosis reads the same bundle.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use rootcause_diagnosis::AgentTask;
+use chrono::Duration;
+use rootcause_diagnosis::{
+    AgentArm, AgentKind, AgentReport, AgentTask, DataSource, EventId, Phase,
+};
+use tokio::sync::OnceCell;
 
+use crate::offline::coordinate::{self, Coordination};
+use crate::offline::derive::{assign_evidence_ids, diagnosis_key};
+use crate::offline::evidence::{BundleContext, DbCall};
+use crate::offline::inputs::Inputs;
+use crate::offline::investigate::{self, Findings};
 use crate::runner::{AgentError, AgentOutput, ProgressSink};
 use crate::settings::AgentsSettings;
 
+/// Bundles kept loaded at once: a worker serves a few diagnoses at a time,
+/// and a bundle's logs can take tens of MB.
+pub(crate) const CACHED_BUNDLES: usize = 4;
+
+/// What the summary says when a task asked for LLM agents.
+const LLM_FALLBACK: &str = "LLM agents are not hooked in yet: ran the analyzers offline";
+
+type Slot = Arc<OnceCell<Arc<BundleContext>>>;
+
+/// Loaded bundles by canonical path, oldest first for eviction.
+#[derive(Default)]
+struct Cache {
+    slots: HashMap<PathBuf, Slot>,
+    order: VecDeque<PathBuf>,
+}
+
 /// Long-lived state shared by every task of a process.
 pub(crate) struct Engine {
-    #[allow(dead_code)]
     settings: AgentsSettings,
-    #[allow(dead_code)]
     tools: rootcause_tools::settings::ToolsSettings,
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "the LLM arm is hooked in by the LLM helper's code"
+    )]
     llm: Option<Arc<rootcause_llm::Llm>>,
+    lead: Duration,
+    cache: Mutex<Cache>,
 }
 
 impl Engine {
@@ -28,6 +64,107 @@ impl Engine {
             settings,
             tools,
             llm,
+            lead: Duration::minutes(30),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Sets how long before the window start the incident side begins.
+    pub(crate) fn set_lead(&mut self, lead: Duration) {
+        self.lead = lead;
+    }
+
+    /// The canonical bundle path of a `BundleDir` task, refused unless it
+    /// lies under one of `agents.bundle_roots`.
+    pub(crate) fn allowed_bundle(&self, path: &str) -> Result<PathBuf, AgentError> {
+        let given = Path::new(path);
+        let canonical =
+            given
+                .canonicalize()
+                .map_err(|_| crate::offline::InputError::BundleNotFound {
+                    path: given.to_owned(),
+                })?;
+        let allowed = self
+            .settings
+            .bundle_roots
+            .iter()
+            .filter_map(|r| r.canonicalize().ok())
+            .any(|root| canonical.starts_with(root));
+        if allowed {
+            Ok(canonical)
+        } else {
+            Err(AgentError::BundleNotAllowed {
+                path: path.to_owned(),
+            })
+        }
+    }
+
+    /// The shared view of the bundle at `path` (canonical), loading it on
+    /// the blocking pool the first time; concurrent callers wait for the
+    /// same load.
+    pub(crate) async fn context(&self, path: &Path) -> Result<Arc<BundleContext>, AgentError> {
+        let slot = {
+            let mut cache = self
+                .cache
+                .lock()
+                .map_err(|_| AgentError::Transient("the bundle cache lock is poisoned".into()))?;
+            match cache.slots.get(path) {
+                Some(slot) => slot.clone(),
+                None => {
+                    while cache.order.len() >= CACHED_BUNDLES {
+                        if let Some(old) = cache.order.pop_front() {
+                            cache.slots.remove(&old);
+                        }
+                    }
+                    let slot = Slot::default();
+                    cache.slots.insert(path.to_owned(), slot.clone());
+                    cache.order.push_back(path.to_owned());
+                    slot
+                }
+            }
+        };
+        let result = slot
+            .get_or_try_init(|| async {
+                let dir = path.to_owned();
+                let git_cache = self.tools.git_cache();
+                let lead = self.lead;
+                tokio::task::spawn_blocking(move || {
+                    let inputs = Inputs::load(&dir, &git_cache)?;
+                    Ok::<_, AgentError>(Arc::new(BundleContext::new(Arc::new(inputs), lead)))
+                })
+                .await
+                .map_err(|e| AgentError::Transient(format!("the bundle loader died: {e}")))?
+            })
+            .await
+            .cloned();
+        if result.is_err() {
+            // A failed load is not cached: the bundle may be fixed.
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.slots.remove(path);
+                cache.order.retain(|p| p != path);
+            }
+        }
+        result
+    }
+
+    /// The bundle a task reads: its own (checked against the roots), or the
+    /// worker's configured `tools.bundle_dir`; `None` when it has none.
+    async fn source(&self, task: &AgentTask) -> Result<Option<Arc<BundleContext>>, AgentError> {
+        match &task.data {
+            DataSource::BundleDir { path } => {
+                let canonical = self.allowed_bundle(path)?;
+                Ok(Some(self.context(&canonical).await?))
+            }
+            DataSource::Configured => match &self.tools.bundle_dir {
+                Some(dir) => {
+                    let canonical = dir.canonicalize().map_err(|_| {
+                        crate::offline::InputError::BundleNotFound { path: dir.clone() }
+                    })?;
+                    Ok(Some(self.context(&canonical).await?))
+                }
+                None => Ok(None),
+            },
+            _ => Ok(None),
         }
     }
 
@@ -35,11 +172,127 @@ impl Engine {
         &self,
         task: &AgentTask,
         _worker: &str,
-        _sink: Arc<dyn ProgressSink>,
+        sink: Arc<dyn ProgressSink>,
     ) -> Result<AgentOutput, AgentError> {
-        Err(AgentError::Permanent(format!(
-            "the {} agent is not wired yet",
-            task.agent
-        )))
+        let ctx = self.source(task).await?;
+        let key = diagnosis_key(task);
+        let mut output = match task.agent {
+            AgentKind::Coordinator => {
+                let c = coordinate_task(ctx, task, &key).await?;
+                AgentOutput {
+                    summary: c.summary,
+                    evidence: c.evidence,
+                    plan: c.plan,
+                    hypotheses: c.hypotheses,
+                    ..AgentOutput::default()
+                }
+            }
+            agent => match ctx {
+                Some(ctx) => {
+                    let mut found = investigate_task(ctx, task, sink).await?;
+                    for e in &mut found.evidence {
+                        e.agent = agent;
+                    }
+                    assign_evidence_ids(&key, &mut found.evidence);
+                    AgentOutput {
+                        key_evidence: found
+                            .evidence
+                            .iter()
+                            .filter(|e| e.kind != rootcause_diagnosis::EvidenceKind::Absence)
+                            .map(|e| e.id)
+                            .collect(),
+                        summary: found.summary,
+                        evidence: found.evidence,
+                        ..AgentOutput::default()
+                    }
+                }
+                None => AgentOutput {
+                    summary: format!(
+                        "no data: the task names no bundle and this worker's [tools] section sets no bundle_dir; live connectors for the {agent} agent are not configured (set tools.bundle_dir or start the diagnosis with a bundle)"
+                    ),
+                    ..AgentOutput::default()
+                },
+            },
+        };
+        if task.arm == AgentArm::Llm {
+            output.summary = format!("{} ({LLM_FALLBACK})", output.summary);
+        }
+        Ok(output)
     }
+}
+
+/// Runs the coordinator's phase on the blocking pool.
+async fn coordinate_task(
+    ctx: Option<Arc<BundleContext>>,
+    task: &AgentTask,
+    key: &[u8; 16],
+) -> Result<Coordination, AgentError> {
+    let task = task.clone();
+    let key = *key;
+    tokio::task::spawn_blocking(move || match task.phase {
+        Phase::Planning | Phase::Intake => coordinate::plan(ctx.as_deref(), &task),
+        _ => coordinate::weigh(ctx.as_deref(), &task, &key),
+    })
+    .await
+    .map_err(|e| AgentError::Transient(format!("the coordinator's thread died: {e}")))
+}
+
+/// Runs an investigator on the blocking pool, reporting its progress and
+/// tool calls to `sink` as it goes.
+async fn investigate_task(
+    ctx: Arc<BundleContext>,
+    task: &AgentTask,
+    sink: Arc<dyn ProgressSink>,
+) -> Result<Findings, AgentError> {
+    let task = task.clone();
+    tokio::task::spawn_blocking(move || {
+        let task_id = task.task_id;
+        let progress_sink = sink.clone();
+        let mut progress = move |message: String| {
+            progress_sink.report(AgentReport::Progress { task_id, message });
+        };
+        match task.agent {
+            AgentKind::Log => investigate::log(&ctx, &mut progress),
+            AgentKind::Metric => investigate::metric(&ctx, &mut progress),
+            AgentKind::Code => investigate::code(&ctx, &task.evidence, &mut progress),
+            AgentKind::Knowledge => investigate::knowledge(&ctx, &mut progress),
+            AgentKind::Database => {
+                let mut open: HashMap<String, EventId> = HashMap::new();
+                let mut on_call = |call: DbCall| match call {
+                    DbCall::Calling {
+                        diagnostic,
+                        arguments,
+                    } => {
+                        let call_id = EventId::new();
+                        open.insert(diagnostic, call_id);
+                        sink.report(AgentReport::ToolCalled {
+                            task_id,
+                            call_id,
+                            tool: "sql_diagnostics".to_owned(),
+                            arguments,
+                        });
+                    }
+                    DbCall::Returned {
+                        diagnostic,
+                        ok,
+                        summary,
+                    } => {
+                        if let Some(call_id) = open.remove(&diagnostic) {
+                            sink.report(AgentReport::ToolResult {
+                                task_id,
+                                call_id,
+                                ok,
+                                summary,
+                                truncated: false,
+                            });
+                        }
+                    }
+                };
+                investigate::database(&ctx, &mut on_call, &mut progress)
+            }
+            AgentKind::Coordinator => Findings::default(),
+        }
+    })
+    .await
+    .map_err(|e| AgentError::Transient(format!("the {} agent's thread died: {e}", "investigating")))
 }

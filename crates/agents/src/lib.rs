@@ -8,8 +8,10 @@
 //! - [`runner`]: [`Agents`], [`AgentOutput`], [`AgentError`], [`ProgressSink`]
 //! - [`settings`]: the `agents` section (rollout mode and canary, limits, bundle roots)
 //! - [`offline`]: the analyzers' investigation of an incident bundle
+//! - [`local`]: a whole diagnosis in one process (`diagnose --local`, `eval`)
 
 mod engine;
+pub mod local;
 pub mod offline;
 pub mod runner;
 pub mod settings;

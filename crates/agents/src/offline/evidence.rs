@@ -413,7 +413,12 @@ fn names_of(e: &Evidence) -> Vec<String> {
 #[must_use]
 pub fn candidate_changes(ctx: &BundleContext, known_evidence: &[Evidence]) -> Vec<Evidence> {
     let graph = graph_with_calls(Some(&ctx.graph), known_evidence);
-    let signals = suspect_signals(&ctx.inputs.incident, known_evidence, &graph);
+    let mut signals = suspect_signals(&ctx.inputs.incident, known_evidence, &graph);
+    if signals.anomalies.is_empty() {
+        // Nothing has moved yet as far as this agent knows: time the
+        // changes against the reported window.
+        signals.onset_ms = Some(ctx.inputs.incident.window().start().timestamp_millis());
+    }
     let commits = ctx.inputs.commits.as_deref().unwrap_or(&[]);
     let suspects = rank_suspects(
         &ctx.inputs.changes,
@@ -903,6 +908,17 @@ fn change_evidence(suspects: &[Suspect], changes: &[ChangeRecord], letter: char)
             continue;
         }
         let id = format!("{letter}{}", added.len() + 1);
+        added.push(suspect_record(s, changes, id));
+    }
+    added
+}
+
+/// One change suspect as evidence labelled `label`: the commit or change
+/// record it is, the query that shows it, its score and reasons.
+#[must_use]
+pub fn suspect_record(s: &Suspect, changes: &[ChangeRecord], label: String) -> Evidence {
+    let id = label;
+    {
         let change = s.change.and_then(|i| changes.get(i));
         let kind = change.map_or("commit", |c| c.kind.as_str());
         let strength = (s.score / 100.0).min(1.0);
@@ -939,7 +955,7 @@ fn change_evidence(suspects: &[Suspect], changes: &[ChangeRecord], letter: char)
         } else {
             "bundle:changes.jsonl"
         };
-        added.push(Evidence {
+        Evidence {
             label: Some(id),
             service: Some(s.service.clone()),
             query: Some(query),
@@ -959,9 +975,8 @@ fn change_evidence(suspects: &[Suspect], changes: &[ChangeRecord], letter: char)
                 "reasons": reasons,
             }),
             ..Evidence::new(EvidenceKind::Change, summary, source)
-        });
+        }
     }
-    added
 }
 
 /// The service that stands for the database of `db/` snapshots: a known

@@ -9,11 +9,17 @@
 //! Layout:
 //! - [`inputs`]: reading the bundle (what is missing is "no data")
 //! - [`evidence`]: running the analyzers; evidence with reproducing queries
+//! - [`investigate`]: each investigating agent's share, with its absences
+//! - [`coordinate`]: the coordinator's plan and its weighing of the evidence
+//! - [`derive`]: ids derived from content, stable across reruns
 //! - [`remediation`]: steps per category, runbooks and past incidents
 //! - [`report`]: the report (rendering is the caller's)
 
+pub mod coordinate;
+pub mod derive;
 pub mod evidence;
 pub mod inputs;
+pub mod investigate;
 pub mod remediation;
 pub mod report;
 
