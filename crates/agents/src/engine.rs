@@ -230,7 +230,7 @@ async fn coordinate_task(
     let task = task.clone();
     let key = *key;
     tokio::task::spawn_blocking(move || match task.phase {
-        Phase::Planning | Phase::Intake => coordinate::plan(ctx.as_deref(), &task),
+        Phase::Planning | Phase::Intake => coordinate::plan(ctx.as_deref(), &task, &key),
         _ => coordinate::weigh(ctx.as_deref(), &task, &key),
     })
     .await

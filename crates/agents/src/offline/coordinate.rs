@@ -13,8 +13,8 @@ use rootcause_diagnosis::{
     AgentKind, AgentTask, Category, Confidence, Evidence, EvidenceKind, Hypothesis, Plan,
 };
 
-use super::derive::{evidence_id, hypothesis_id, step_task_id};
-use super::evidence::{Analysis, BundleContext, SUSPECT_LETTER, link, suspect_record};
+use super::derive::{assign_evidence_ids, evidence_id, hypothesis_id, step_task_id};
+use super::evidence::{Analysis, BundleContext, SUSPECT_LETTER, absences, link, suspect_record};
 use super::remediation::{matching_runbooks, similar_incidents, steps, suspect_for};
 use super::report::phrase;
 
@@ -89,10 +89,11 @@ fn question(task: &AgentTask, agent: AgentKind) -> String {
 
 /// The plan of `task.round`: in round 1 every investigator whose sources
 /// hold data (all of them when there is no bundle, so each says what it is
-/// missing); in a follow-up round nobody, since the analyzers already read
-/// every source and would find the same evidence again.
+/// missing), recording the sources nobody is asked about as absent; in a
+/// follow-up round nobody, since the analyzers already read every source
+/// and would find the same evidence again.
 #[must_use]
-pub fn plan(ctx: Option<&BundleContext>, task: &AgentTask) -> Coordination {
+pub fn plan(ctx: Option<&BundleContext>, task: &AgentTask, key: &[u8; 16]) -> Coordination {
     let round = task.round.max(1);
     if round > 1 {
         return Coordination {
@@ -134,8 +135,24 @@ pub fn plan(ctx: Option<&BundleContext>, task: &AgentTask) -> Coordination {
     if !skip.is_empty() {
         rationale.push_str(&format!("; no data for {}", names(&skip)));
     }
+    // What nobody is asked about is still on record as missing.
+    let mut evidence: Vec<Evidence> = match ctx {
+        Some(c) => {
+            let unasked: Vec<&str> = skip
+                .iter()
+                .flat_map(|a| sources(*a).iter().copied())
+                .collect();
+            absences(&c.inputs, &unasked)
+        }
+        None => Vec::new(),
+    };
+    for e in &mut evidence {
+        e.agent = AgentKind::Coordinator;
+    }
+    assign_evidence_ids(key, &mut evidence);
     Coordination {
         summary: format!("round {round}: asked {}", names(&ask)),
+        evidence,
         plan: Some(Plan {
             round,
             rationale,
