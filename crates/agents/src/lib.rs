@@ -18,3 +18,8 @@ pub mod settings;
 
 pub use runner::{AgentError, AgentOutput, Agents, NoProgress, ProgressSink};
 pub use settings::{AgentsMode, AgentsSettings};
+
+/// The examples in `docs/AGENTS.md` compile as doc tests.
+#[doc = include_str!("../../../docs/AGENTS.md")]
+#[cfg(doctest)]
+pub struct AgentsDoc;

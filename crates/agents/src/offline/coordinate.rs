@@ -281,17 +281,17 @@ pub fn weigh(ctx: Option<&BundleContext>, task: &AgentTask, key: &[u8; 16]) -> C
             remediation,
         });
     }
+    let weighed = linked.evidence.len();
     let summary = match hypotheses.first() {
         Some(top) => format!(
-            "{} hypotheses from {} evidence records; most likely {} / {} at {}",
+            "{} hypotheses from {weighed} findings; most likely {} / {} at {}",
             hypotheses.len(),
-            task.evidence.len() + added.len(),
             top.service,
             top.category,
             top.confidence
         ),
         None => format!(
-            "no hypothesis: none of the {} evidence records points at a service",
+            "no hypothesis: none of the {weighed} findings points at a service ({} evidence records in all)",
             task.evidence.len()
         ),
     };
