@@ -34,11 +34,30 @@ const LLM_FALLBACK: &str = "LLM agents are not hooked in yet: ran the analyzers 
 
 type Slot = Arc<OnceCell<Arc<BundleContext>>>;
 
-/// Loaded bundles by canonical path, oldest first for eviction.
+/// Loaded bundles by canonical path and the time its files last changed
+/// (a bundle exported again at the same path is loaded again), oldest
+/// first for eviction.
 #[derive(Default)]
 struct Cache {
-    slots: HashMap<PathBuf, Slot>,
-    order: VecDeque<PathBuf>,
+    slots: HashMap<(PathBuf, String), Slot>,
+    order: VecDeque<(PathBuf, String)>,
+}
+
+/// When the bundle at `path` last changed, as far as a cheap look tells:
+/// the directory's and `incident.json`'s modification times.
+fn stamp(path: &Path) -> String {
+    let modified = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos())
+    };
+    format!(
+        "{}/{}",
+        modified(path),
+        modified(&path.join("incident.json"))
+    )
 }
 
 /// Long-lived state shared by every task of a process.
@@ -103,12 +122,13 @@ impl Engine {
     /// the blocking pool the first time; concurrent callers wait for the
     /// same load.
     pub(crate) async fn context(&self, path: &Path) -> Result<Arc<BundleContext>, AgentError> {
+        let key = (path.to_owned(), stamp(path));
         let slot = {
             let mut cache = self
                 .cache
                 .lock()
                 .map_err(|_| AgentError::Transient("the bundle cache lock is poisoned".into()))?;
-            match cache.slots.get(path) {
+            match cache.slots.get(&key) {
                 Some(slot) => slot.clone(),
                 None => {
                     while cache.order.len() >= CACHED_BUNDLES {
@@ -117,8 +137,8 @@ impl Engine {
                         }
                     }
                     let slot = Slot::default();
-                    cache.slots.insert(path.to_owned(), slot.clone());
-                    cache.order.push_back(path.to_owned());
+                    cache.slots.insert(key.clone(), slot.clone());
+                    cache.order.push_back(key.clone());
                     slot
                 }
             }
@@ -140,8 +160,8 @@ impl Engine {
         if result.is_err() {
             // A failed load is not cached: the bundle may be fixed.
             if let Ok(mut cache) = self.cache.lock() {
-                cache.slots.remove(path);
-                cache.order.retain(|p| p != path);
+                cache.slots.remove(&key);
+                cache.order.retain(|k| *k != key);
             }
         }
         result
@@ -180,6 +200,11 @@ impl Engine {
             AgentKind::Coordinator => {
                 let c = coordinate_task(ctx, task, &key).await?;
                 AgentOutput {
+                    key_evidence: c
+                        .hypotheses
+                        .first()
+                        .map(|h| h.supporting.clone())
+                        .unwrap_or_default(),
                     summary: c.summary,
                     evidence: c.evidence,
                     plan: c.plan,

@@ -387,3 +387,25 @@ async fn the_database_agent_reports_its_tool_calls_on_a_shared_scenario() {
         m[0].data
     );
 }
+
+#[tokio::test]
+async fn a_bundle_exported_again_at_the_same_path_is_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tiny_bundle(tmp.path());
+    let agents = agents(tmp.path());
+    let log = task(&bundle, AgentKind::Log, Phase::Investigating, vec![]);
+    let first = agents.run(&log, "t", Arc::new(NoProgress)).await.unwrap();
+    assert_eq!(labels(&first.evidence, EvidenceKind::Log), ["L1"]);
+    // The same directory, now without billing's errors (and a new
+    // incident.json, as an exporter writes it).
+    std::fs::remove_file(bundle.join("logs/billing.jsonl")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let text = std::fs::read_to_string(bundle.join("incident.json")).unwrap();
+    std::fs::write(bundle.join("incident.json"), text).unwrap();
+    let second = agents.run(&log, "t", Arc::new(NoProgress)).await.unwrap();
+    assert!(
+        labels(&second.evidence, EvidenceKind::Log).is_empty(),
+        "{:?}",
+        second.evidence
+    );
+}
