@@ -409,3 +409,54 @@ async fn a_bundle_exported_again_at_the_same_path_is_read_again() {
         second.evidence
     );
 }
+
+#[tokio::test]
+async fn on_a_shared_scenario_each_investigator_reports_only_its_own_kind() {
+    if !shared_has("scenarios") {
+        return;
+    }
+    let shared = rootcause_test_data::shared_dir().join("scenarios");
+    let agents = agents(&shared);
+    for bundle in crate::support::scenarios() {
+        let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
+        for (agent, kind, source) in [
+            (AgentKind::Log, EvidenceKind::Log, "logs"),
+            (AgentKind::Metric, EvidenceKind::Metric, "metrics.om"),
+            (AgentKind::Code, EvidenceKind::Change, "changes.jsonl"),
+            (AgentKind::Knowledge, EvidenceKind::Knowledge, "runbooks"),
+            (AgentKind::Database, EvidenceKind::Database, "db"),
+        ] {
+            let out = agents
+                .run(
+                    &task(&bundle, agent, Phase::Investigating, vec![]),
+                    "t",
+                    Arc::new(NoProgress),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{name} {agent}: {e}"));
+            for e in &out.evidence {
+                assert!(
+                    e.kind == kind || e.kind == EvidenceKind::Absence,
+                    "{name}: the {agent} agent reported {:?}",
+                    e.kind
+                );
+                assert_eq!(e.agent, agent, "{name}");
+                assert!(
+                    e.query.as_deref().is_some_and(|q| !q.is_empty()),
+                    "{name}: {e:?}"
+                );
+            }
+            let own = out.evidence.iter().filter(|e| e.kind == kind).count();
+            if bundle.join(source).exists() && agent != AgentKind::Knowledge {
+                assert!(
+                    own > 0,
+                    "{name}: {agent} found nothing in {source}: {}",
+                    out.summary
+                );
+            }
+            if !bundle.join(source).exists() {
+                assert_eq!(own, 0, "{name}: {agent}");
+            }
+        }
+    }
+}
