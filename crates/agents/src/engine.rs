@@ -296,6 +296,7 @@ async fn investigate_task(
                             tool: "sql_diagnostics".to_owned(),
                             arguments,
                         });
+                        Some(call_id)
                     }
                     DbCall::Returned {
                         diagnostic,
@@ -311,6 +312,7 @@ async fn investigate_task(
                                 truncated: false,
                             });
                         }
+                        None
                     }
                 };
                 investigate::database(&ctx, &mut on_call, &mut progress)

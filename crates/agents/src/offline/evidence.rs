@@ -40,7 +40,7 @@ use rootcause_analysis::hypotheses::{Category, category_cues};
 use rootcause_analysis::logs::diff::level_rank;
 use rootcause_analysis::logs::{ChangeKind, DiffConfig, TemplateChange, WILDCARD, diff_templates};
 use rootcause_analysis::metrics::anomaly::{AnomalyConfig, AnomalyReport, analyze};
-use rootcause_diagnosis::{Evidence, EvidenceKind, Incident, RankingHints, TimeWindow};
+use rootcause_diagnosis::{EventId, Evidence, EvidenceKind, Incident, RankingHints, TimeWindow};
 use rootcause_tools::ToolContext;
 use rootcause_tools::sql::{BundleDb, Diagnostic, SqlBackend};
 use serde_json::{Value, json};
@@ -186,7 +186,7 @@ pub fn analyze_bundle(inputs: Arc<Inputs>, lead: Duration) -> Analysis {
     let ctx = BundleContext::new(inputs, lead);
     let mut found = log_evidence(&ctx);
     found.extend(metric_evidence(&ctx));
-    found.extend(database_evidence(&ctx, &mut |_| {}));
+    found.extend(database_evidence(&ctx, &mut |_| None));
     let linked = link(Some(&ctx), &ctx.inputs.incident, &found);
     let mut evidence = linked.evidence;
     evidence.extend(
@@ -1048,7 +1048,7 @@ pub enum DbCall {
     Calling {
         /// The diagnostic's name (`lock_waits`, `long_running_queries`).
         diagnostic: String,
-        /// The tool arguments.
+        /// The `sql_diagnostics` arguments that run the same diagnostic.
         arguments: Value,
     },
     /// It returned.
@@ -1065,8 +1065,13 @@ pub enum DbCall {
 /// The database findings of the `db/` snapshots: who waits on locks and
 /// who holds them, transactions open too long (labelled `D1..`); a
 /// diagnostic that fails becomes an absence naming it. `on_call` hears
-/// each diagnostic before it runs and when it returns.
-pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -> Vec<Evidence> {
+/// each diagnostic before it runs and when it returns; the id it gives a
+/// call (the `tool_called` event's) is recorded on the findings it
+/// produced.
+pub fn database_evidence(
+    ctx: &BundleContext,
+    on_call: &mut dyn FnMut(DbCall) -> Option<EventId>,
+) -> Vec<Evidence> {
     let inputs = &ctx.inputs;
     let known = &ctx.known;
     let mut out: Vec<Evidence> = Vec::new();
@@ -1092,11 +1097,11 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
     let mut run = |a: &mut Vec<Evidence>, d: Diagnostic| {
         let arguments = match &d {
             Diagnostic::LongRunningQueries { min_seconds } => {
-                json!({"diagnostic": d.name(), "min_seconds": min_seconds})
+                json!({"query": d.name(), "min_duration_seconds": min_seconds, "limit": 200})
             }
-            _ => json!({"diagnostic": d.name()}),
+            _ => json!({"query": d.name(), "limit": 200}),
         };
-        on_call(DbCall::Calling {
+        let call = on_call(DbCall::Calling {
             diagnostic: d.name().to_owned(),
             arguments,
         });
@@ -1107,7 +1112,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
                     ok: true,
                     summary: format!("{} rows", rows.rows.len()),
                 });
-                Some(rows)
+                Some((rows, call))
             }
             Err(e) => {
                 on_call(DbCall::Returned {
@@ -1128,7 +1133,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
         a.push(item);
     };
 
-    if let Some(waits) = run(a, Diagnostic::LockWaits)
+    if let Some((waits, call)) = run(a, Diagnostic::LockWaits)
         && !waits.rows.is_empty()
     {
         // Who blocks the most waiters, and since when.
@@ -1163,6 +1168,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
         let item = Evidence {
             label: Some(format!("D{next}")),
             query: Some(waits.query.clone()),
+            tool_call: call,
             observed_at: started,
             strength,
             data: json!({"waiting_sessions": n, "blocker": top.as_ref().map(|(_, _, b)| b.clone())}),
@@ -1184,6 +1190,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
             let item = Evidence {
                 label: Some(format!("D{next}")),
                 query: Some(waits.query.clone()),
+                tool_call: call,
                 observed_at: started,
                 strength: strength * 0.6,
                 data: b.clone(),
@@ -1193,7 +1200,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
             push(a, &service, item);
         }
     }
-    if let Some(long) = run(
+    if let Some((long, call)) = run(
         a,
         Diagnostic::LongRunningQueries {
             min_seconds: LONG_TRANSACTION_SECONDS,
@@ -1215,6 +1222,7 @@ pub fn database_evidence(ctx: &BundleContext, on_call: &mut dyn FnMut(DbCall)) -
         let item = Evidence {
             label: Some(format!("D{next}")),
             query: Some(long.query.clone()),
+            tool_call: call,
             observed_at: started_at(&first["snapshot_at"], first),
             strength: (0.3 + n as f64 / 20.0).min(0.8),
             data: json!({"sessions": long.rows}),

@@ -135,7 +135,7 @@ pub fn code(ctx: &BundleContext, known: &[Evidence], progress: &mut dyn FnMut(St
 /// The database agent: lock waits and long transactions in the snapshots.
 pub fn database(
     ctx: &BundleContext,
-    on_call: &mut dyn FnMut(DbCall),
+    on_call: &mut dyn FnMut(DbCall) -> Option<rootcause_diagnosis::EventId>,
     progress: &mut dyn FnMut(String),
 ) -> Findings {
     if ctx.inputs.has("db/") {

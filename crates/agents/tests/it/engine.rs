@@ -360,6 +360,17 @@ async fn the_database_agent_reports_its_tool_calls_on_a_shared_scenario() {
         })
         .collect();
     assert_eq!(called.len(), 2, "{reports:?}");
+    // Each finding names the call it came from.
+    for e in out
+        .evidence
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::Database)
+    {
+        assert!(
+            called.iter().any(|(id, _)| Some(*id) == e.tool_call),
+            "{e:?}"
+        );
+    }
     for (id, tool) in &called {
         assert_eq!(tool, "sql_diagnostics");
         assert!(reports.iter().any(
