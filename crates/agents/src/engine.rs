@@ -153,7 +153,7 @@ impl Engine {
                     Ok::<_, AgentError>(Arc::new(BundleContext::new(Arc::new(inputs), lead)))
                 })
                 .await
-                .map_err(|e| AgentError::Transient(format!("the bundle loader died: {e}")))?
+                .map_err(|e| died("the bundle loader", &e))?
             })
             .await
             .cloned();
@@ -259,7 +259,7 @@ async fn coordinate_task(
         _ => coordinate::weigh(ctx.as_deref(), &task, &key),
     })
     .await
-    .map_err(|e| AgentError::Transient(format!("the coordinator's thread died: {e}")))
+    .map_err(|e| died("the coordinator", &e))
 }
 
 /// Runs an investigator on the blocking pool, reporting its progress and
@@ -270,6 +270,7 @@ async fn investigate_task(
     sink: Arc<dyn ProgressSink>,
 ) -> Result<Findings, AgentError> {
     let task = task.clone();
+    let agent = task.agent;
     tokio::task::spawn_blocking(move || {
         let task_id = task.task_id;
         let progress_sink = sink.clone();
@@ -321,5 +322,16 @@ async fn investigate_task(
         }
     })
     .await
-    .map_err(|e| AgentError::Transient(format!("the {} agent's thread died: {e}", "investigating")))
+    .map_err(|e| died(&format!("the {agent} agent"), &e))
+}
+
+/// A blocking-pool thread that did not return: an analyzer that panicked
+/// panics again on the same data (not worth a retry); a thread cancelled
+/// by a shutdown may work on another worker.
+fn died(what: &str, e: &tokio::task::JoinError) -> AgentError {
+    if e.is_panic() {
+        AgentError::Permanent(format!("{what} panicked on this data: {e}"))
+    } else {
+        AgentError::Transient(format!("{what} was stopped before it finished: {e}"))
+    }
 }
