@@ -8,12 +8,20 @@
 //! - [`runner`]: [`Agents`], [`AgentOutput`], [`AgentError`], [`ProgressSink`]
 //! - [`settings`]: the `agents` section (rollout mode and canary, limits, bundle roots)
 //! - [`offline`]: the analyzers' investigation of an incident bundle
+//! - [`llm`]: the tool-calling loop and the coordinator with a model
+//! - [`local`]: a whole diagnosis in one process (`diagnose --local`, `eval`)
 
 mod engine;
 pub mod llm;
+pub mod local;
 pub mod offline;
 pub mod runner;
 pub mod settings;
 
 pub use runner::{AgentError, AgentOutput, Agents, NoProgress, ProgressSink};
 pub use settings::{AgentsMode, AgentsSettings};
+
+/// The examples in `docs/AGENTS.md` compile as doc tests.
+#[doc = include_str!("../../../docs/AGENTS.md")]
+#[cfg(doctest)]
+pub struct AgentsDoc;

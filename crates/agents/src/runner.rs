@@ -98,6 +98,7 @@ impl AgentError {
 pub struct Agents {
     settings: AgentsSettings,
     inner: Arc<crate::engine::Engine>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Agents {
@@ -118,7 +119,45 @@ impl Agents {
         llm: Option<Arc<rootcause_llm::Llm>>,
     ) -> Self {
         let inner = Arc::new(crate::engine::Engine::new(settings.clone(), tools, llm));
-        Self { settings, inner }
+        Self {
+            settings,
+            inner,
+            timeout: None,
+        }
+    }
+
+    /// Compares the incident from `minutes` before its window start against
+    /// what came before (default 30, as `rootcause diagnose --lead-minutes`).
+    /// Set it before the first run: a bundle already loaded keeps its view.
+    #[must_use]
+    pub fn with_lead_minutes(mut self, minutes: i64) -> Self {
+        if let Some(engine) = Arc::get_mut(&mut self.inner) {
+            engine.set_lead(chrono::Duration::minutes(minutes));
+        }
+        self
+    }
+
+    /// Overrides `agents.task_timeout_secs` with a finer limit, for callers
+    /// (and tests) that need less than a second.
+    #[must_use]
+    pub fn with_task_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// The shared view of the bundle at `path` as the agents read it
+    /// (checked against `agents.bundle_roots`, loaded once and cached), for
+    /// callers that report on the data itself (which sources were missing).
+    ///
+    /// # Errors
+    /// [`AgentError::BundleNotAllowed`], or [`AgentError::Input`] when the
+    /// bundle cannot be read.
+    pub async fn bundle(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Arc<crate::offline::evidence::BundleContext>, AgentError> {
+        let canonical = self.inner.allowed_bundle(&path.to_string_lossy())?;
+        self.inner.context(&canonical).await
     }
 
     /// The settings it runs with.
@@ -137,7 +176,7 @@ impl Agents {
         worker: &str,
         sink: Arc<dyn ProgressSink>,
     ) -> Result<AgentOutput, AgentError> {
-        let limit = self.settings.task_timeout();
+        let limit = self.timeout.unwrap_or_else(|| self.settings.task_timeout());
         match tokio::time::timeout(limit, self.inner.run(task, worker, sink)).await {
             Ok(result) => result,
             Err(_) => Err(AgentError::TimedOut {

@@ -927,3 +927,90 @@ async fn the_coordinator_refuses_an_investigating_phase() {
     assert!(matches!(err, LlmAgentError::Misrouted(_)), "{err}");
     assert!(bodies(&server).await.is_empty());
 }
+
+// --- through Agents::run: the engine's LLM arm ------------------------------
+
+/// `Agents` over the world's bundle as a task's data (its directory is a
+/// bundle root), with the scripted provider.
+fn agents_for(world: &World, server: &MockServer) -> (rootcause_agents::Agents, AgentTask) {
+    let root = world._dir.path().to_path_buf();
+    let settings = rootcause_agents::AgentsSettings {
+        bundle_roots: vec![root.clone()],
+        ..rootcause_agents::AgentsSettings::default()
+    };
+    let llm = Llm::from_settings(&self::settings(server)).expect("valid settings");
+    let tools = rootcause_tools::settings::ToolsSettings {
+        tenant: TENANT.to_owned(),
+        ..rootcause_tools::settings::ToolsSettings::default()
+    };
+    let agents = rootcause_agents::Agents::new(settings, tools, Some(Arc::new(llm)));
+    let mut task = task(AgentKind::Log, Phase::Investigating);
+    task.data = DataSource::BundleDir {
+        path: root.display().to_string(),
+    };
+    (agents, task)
+}
+
+#[tokio::test]
+async fn on_the_llm_arm_the_engine_runs_the_model_over_the_tasks_bundle_tools() {
+    let world = World::new();
+    let server = scripted(vec![
+        tool_calls(&[(
+            "call_logs",
+            "elasticsearch_search",
+            json!({"service": "checkout", "level": "ERROR"}),
+        )]),
+        text("done"),
+        json_answer(&json!({
+            "summary": "checkout logs upstream resets.",
+            "findings": [finding("checkout logged upstream resets by pricing-svc", &["c1"])]
+        })),
+    ])
+    .await;
+    let (agents, task) = agents_for(&world, &server);
+    let sink = Arc::new(Collect::default());
+
+    let out = agents
+        .run(&task, "w1", sink.clone())
+        .await
+        .expect("the agent completes");
+
+    assert_eq!(out.evidence.len(), 1, "{out:?}");
+    assert!(
+        out.evidence[0].tool_call.is_some(),
+        "the finding cites its call"
+    );
+    assert!(!out.summary.contains("LLM unavailable"), "{}", out.summary);
+    let bodies = bodies(&server).await;
+    let fed_back = tool_messages(&bodies[1]);
+    assert!(
+        fed_back.iter().any(|m| m.to_string().contains(MARKER)),
+        "the bundle's log line reached the model: {fed_back:?}"
+    );
+}
+
+#[tokio::test]
+async fn on_the_llm_arm_a_provider_outage_falls_back_to_the_analyzers_and_says_so() {
+    let world = World::new();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .mount(&server)
+        .await;
+    let (agents, task) = agents_for(&world, &server);
+
+    let out = agents
+        .run(&task, "w1", Arc::new(Collect::default()))
+        .await
+        .expect("the analyzers answer instead");
+
+    assert!(out.summary.contains("LLM unavailable"), "{}", out.summary);
+    assert!(
+        out.provider.is_none(),
+        "an offline answer names no provider"
+    );
+    assert!(
+        !bodies(&server).await.is_empty(),
+        "the model was tried first"
+    );
+}

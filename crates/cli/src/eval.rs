@@ -9,8 +9,8 @@
 //! The diagnosis must not be able to see the answer: every bundle is
 //! copied into a temporary directory under a neutral name (`bundle-007`,
 //! since directory names often encode the answer) and without
-//! `expected.json`, and diagnosed there with the same code as
-//! `rootcause diagnose`. Only then is `expected.json` read and the
+//! `expected.json`, and diagnosed there by the same local run as
+//! `rootcause diagnose --local` (workflow, agents, events in memory). Only then is `expected.json` read and the
 //! diagnosis scored by the rule of `SCENARIO_FORMAT.md`: top-1 when the
 //! first hypothesis names the service and category of the root cause or
 //! of one of its alternatives (and its commit, where one is expected, by
@@ -277,14 +277,14 @@ pub fn evaluate(dir: &Path, git_cache: &Path, lead_minutes: i64) -> anyhow::Resu
         let expected: Expected = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid expected.json", expected_path.display()))?;
         let (got, error) = match diagnosis {
-            Ok(report) => (
+            Ok((report, _)) => (
                 report
                     .hypotheses
                     .iter()
                     .map(|h| Got {
                         service: h.service.clone(),
                         category: h.category.as_str().to_owned(),
-                        commit: h.suspect.as_ref().and_then(|s| s.commit.clone()),
+                        commit: h.commit.clone(),
                         confidence: h.confidence,
                     })
                     .collect(),

@@ -38,8 +38,9 @@ fn scenarios() -> Vec<PathBuf> {
 fn diagnose(bundle: &Path, git_cache: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rootcause"))
         .arg("diagnose")
-        .arg("--bundle")
         .arg(bundle)
+        .arg("--local")
+        .env_remove("ROOTCAUSE_URL")
         .arg("--git-cache")
         .arg(git_cache)
         .args(extra)
@@ -48,7 +49,7 @@ fn diagnose(bundle: &Path, git_cache: &Path, extra: &[&str]) -> Output {
 }
 
 fn report(bundle: &Path, git_cache: &Path) -> Value {
-    let out = diagnose(bundle, git_cache, &["--json"]);
+    let out = diagnose(bundle, git_cache, &["--format", "json"]);
     assert!(
         out.status.success(),
         "{}: exit {:?}\n{}",
@@ -79,9 +80,9 @@ fn accepted(expected: &Value) -> (Vec<(String, String)>, Option<String>) {
     (out, rc["commit"].as_str().map(str::to_owned))
 }
 
-/// The report is consistent: hypotheses cite evidence that exists, every
-/// piece of evidence has a query, confidences are percentages, scores are
-/// in order and every hypothesis says what to do.
+/// The report is consistent: hypotheses cite evidence that exists (earliest
+/// signal first), every piece of evidence has a query, confidences are
+/// percentages in rank order and every hypothesis says what to do.
 fn check_shape(name: &str, r: &Value) {
     let ids: Vec<&str> = r["evidence"]
         .as_array()
@@ -97,16 +98,37 @@ fn check_shape(name: &str, r: &Value) {
     }
     let hs = r["hypotheses"].as_array().unwrap();
     assert!(!hs.is_empty(), "{name}: no hypothesis");
-    let mut last = f64::INFINITY;
-    for h in hs {
-        let score = h["score"].as_f64().unwrap();
-        assert!(score <= last, "{name}: hypotheses out of order");
-        last = score;
-        assert!(h["confidence"].as_u64().unwrap() <= 95, "{name}: {h}");
+    let observed = |id: &str| {
+        r["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .and_then(|e| e["observed_at"].as_str().map(str::to_owned))
+    };
+    let mut last = u64::MAX;
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h["rank"], i + 1, "{name}");
+        let confidence = h["confidence"].as_u64().unwrap();
+        assert!(confidence <= last, "{name}: hypotheses out of order");
+        last = confidence;
+        assert!(confidence <= 95, "{name}: {h}");
+        assert!(!h["statement"].as_str().unwrap().is_empty(), "{name}: {h}");
         let cited = h["evidence"].as_array().unwrap();
         assert!(!cited.is_empty(), "{name}: {h}");
         for id in cited {
             assert!(ids.contains(&id.as_str().unwrap()), "{name}: {id} missing");
+        }
+        // Onset order: timed evidence first, earliest first.
+        let times: Vec<Option<String>> = cited
+            .iter()
+            .map(|id| observed(id.as_str().unwrap()))
+            .collect();
+        let mut sorted = times.clone();
+        sorted.sort_by_key(|t| (t.is_none(), t.clone()));
+        assert_eq!(times, sorted, "{name}: evidence not in onset order: {h}");
+        if let Some(commit) = h["commit"].as_str() {
+            assert_eq!(h["suspect"]["commit"], commit, "{name}: {h}");
         }
         assert!(
             !h["remediation"].as_array().unwrap().is_empty(),
@@ -148,7 +170,7 @@ fn every_shared_bundle_ranks_its_root_cause_in_the_top_three() {
         if let Some(c) = &commit {
             commits_expected += 1;
             let named = rank
-                .and_then(|p| hs[p - 1]["suspect"]["commit"].as_str())
+                .and_then(|p| hs[p - 1]["commit"].as_str())
                 .is_some_and(|s| s.starts_with(c.as_str()) || c.starts_with(s));
             if named {
                 commits_named += 1;
@@ -515,4 +537,96 @@ fn database_diagnostic_errors_are_reported_not_dropped() {
     }
     // The rest of the diagnosis is unaffected.
     assert_eq!(r["hypotheses"][0]["service"], "billing");
+}
+
+#[test]
+fn the_bundle_flag_still_works_and_without_local_the_run_is_local_with_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = logs_bundle(tmp.path());
+    let cache = tmp.path().join("git");
+    let out = Command::new(env!("CARGO_BIN_EXE_rootcause"))
+        .args(["diagnose", "--bundle"])
+        .arg(&dir)
+        .arg("--json")
+        .arg("--git-cache")
+        .arg(&cache)
+        .env_remove("ROOTCAUSE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gateway (issue 13)"), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["hypotheses"][0]["service"], "billing");
+
+    // With a gateway URL set, nothing runs: the submission is not there yet.
+    let out = Command::new(env!("CARGO_BIN_EXE_rootcause"))
+        .arg("diagnose")
+        .arg(&dir)
+        .arg("--git-cache")
+        .arg(&cache)
+        .env("ROOTCAUSE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ROOTCAUSE_URL") && stderr.contains("--local"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn markdown_and_json_carry_the_ranked_hypotheses_and_the_agents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = logs_bundle(tmp.path());
+    write(
+        &dir.join("changes.jsonl"),
+        &json!({"ts": "2026-03-01T13:48:00Z", "service": "billing", "kind": "deploy",
+            "version": "v2.0.0", "description": "deploy billing v2.0.0"})
+        .to_string(),
+    );
+    let cache = tmp.path().join("git");
+    let r = report(&dir, &cache);
+    let top = &r["hypotheses"][0];
+    for key in [
+        "service",
+        "category",
+        "confidence",
+        "statement",
+        "evidence",
+        "remediation",
+    ] {
+        assert!(!top[key].is_null(), "{key} missing: {top}");
+    }
+    // Every agent ran once; the coordinator planned and synthesised.
+    let agents: Vec<&str> = r["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents.first(), Some(&"coordinator"), "{agents:?}");
+    assert_eq!(agents.last(), Some(&"coordinator"), "{agents:?}");
+    assert!(
+        agents.contains(&"log") && agents.contains(&"code"),
+        "{agents:?}"
+    );
+    assert!(r["events"].as_u64().unwrap() > 10);
+    assert!(!r["conclusion"].as_str().unwrap().is_empty());
+
+    let out = diagnose(&dir, &cache, &["--format", "md"]);
+    assert!(out.status.success());
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("## Diagnosis: shop: HTTP 5xx above 5%"),
+        "{md}"
+    );
+    assert!(md.contains("| 1 | billing | bad_deploy |"), "{md}");
+    assert!(md.contains("Roll back billing from v2.0.0"), "{md}");
 }

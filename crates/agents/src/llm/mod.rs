@@ -21,7 +21,7 @@ mod investigate;
 pub mod prompt;
 
 use rootcause_diagnosis::message::TaskBudget;
-use rootcause_diagnosis::{AgentTask, Category, HypothesisId, SessionId, Usage};
+use rootcause_diagnosis::{AgentTask, SessionId, Usage};
 use rootcause_llm::AgentLlm;
 
 pub use coordinate::coordinate;
@@ -96,33 +96,7 @@ impl LlmLimits {
     }
 }
 
-/// The id of the hypothesis "the fault is in `service`, of `category`" in
-/// one diagnosis. Derived (a version 8 UUID over a 128-bit FNV-1a hash of
-/// the session, the service in lower case, and the category) so every
-/// evaluation and the synthesis name the same hypothesis the same way: the
-/// workflow records a re-ranking as an update, not a duplicate. The offline
-/// coordinator should derive its ids with this function too, so an LLM
-/// evaluation and an offline synthesis of one diagnosis agree.
-#[must_use]
-pub fn hypothesis_id(session_id: SessionId, service: &str, category: Category) -> HypothesisId {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let service = service.trim().to_lowercase();
-    let parts: [&[u8]; 4] = [
-        b"hypothesis",
-        session_id.0.as_bytes(),
-        service.as_bytes(),
-        category.as_str().as_bytes(),
-    ];
-    let mut h = OFFSET;
-    for part in parts {
-        for b in part.iter().chain(b"/") {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    HypothesisId(uuid::Builder::from_custom_bytes(h.to_be_bytes()).into_uuid())
-}
+pub use crate::offline::derive::hypothesis_id;
 
 /// What a run has spent, measured against the agent's usage when it began
 /// (an [`AgentLlm`] may be shared by several runs of one task).
@@ -205,6 +179,7 @@ mod tests {
 
     #[test]
     fn hypothesis_ids_depend_on_session_service_and_category_only() {
+        use rootcause_diagnosis::Category;
         let s = SessionId::new();
         let a = hypothesis_id(s, "cart", Category::BadDeploy);
         assert_eq!(a, hypothesis_id(s, " Cart ", Category::BadDeploy));

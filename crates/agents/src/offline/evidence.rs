@@ -1,23 +1,35 @@
 //! From bundle data to evidence: the offline analyzers of the log, metric,
-//! code and database agents, run in sequence, each result one
-//! [`Evidence`] record (the diagnosis model's, as agents will emit it):
-//! summary, source and the query that reproduces it for people, strength
-//! and ranking hints for the hypothesis ranking, a label (`L3`) to cite.
+//! code and database agents, each runnable alone (an agent runs its own
+//! share), and the coordinator's cross-kind step ([`link`]) that needs all
+//! of them. Each result is one [`Evidence`] record: summary, source and the
+//! query that reproduces it for people, strength and ranking hints for the
+//! hypothesis ranking, a label (`L3`) to cite.
 //!
-//! - logs: per service, the Drain template diff of the incident (from
-//!   `lead` before the window start to its end) against the earlier logs;
-//!   error templates that are new, or rose, with at least
-//!   [`MIN_LOG_LINES`] lines; their exceptions give stack frames and words
-//!   to the change ranking.
-//! - metrics: the anomaly ranking with the baseline ending `lead` before
-//!   the window; the major anomalies, three per service at most.
-//! - changes: deploys (expanded into the commits they shipped), config and
-//!   flag changes ranked as suspects; the top five with a positive score.
-//! - database: lock waits and long transactions in `db/` snapshots (through
-//!   the tools crate's `sql_diagnostics` bundle backend).
-//! - absence: every optional source that is missing, as "no data".
+//! - logs ([`log_evidence`]): per service, the Drain template diff of the
+//!   incident (from `lead` before the window start to its end) against the
+//!   earlier logs; error templates that are new, or rose, with at least
+//!   [`MIN_LOG_LINES`] lines. Their exceptions' stack frames, error lines and
+//!   the services they name travel in the evidence's `data`, for [`link`].
+//! - metrics ([`metric_evidence`]): the anomaly ranking with the baseline
+//!   ending `lead` before the window; the major anomalies, three per service
+//!   at most, each carrying its service's onset for [`link`].
+//! - changes ([`candidate_changes`]): deploys (expanded into the commits
+//!   they shipped), config and flag changes ranked on what is known so far
+//!   (timing, affected services, earlier evidence): the code agent's list.
+//! - database ([`database_evidence`]): lock waits and long transactions in
+//!   `db/` snapshots (through the tools crate's `sql_diagnostics` bundle
+//!   backend).
+//! - absence ([`absences`]): every optional source that is missing, as "no
+//!   data".
+//! - [`link`] (the coordinator): ranks the changes against the symptoms
+//!   (stack frames, error words, metric onsets, dependencies) into the
+//!   suspects `C1..`, and counts a caller's error that names a failing
+//!   callee as evidence about the callee.
+//!
+//! [`analyze_bundle`] runs them all in sequence, as one process does.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use rootcause_analysis::changes::{
@@ -27,8 +39,8 @@ use rootcause_analysis::hypotheses::graph::{DependencyGraph, service_mentions};
 use rootcause_analysis::hypotheses::{Category, category_cues};
 use rootcause_analysis::logs::diff::level_rank;
 use rootcause_analysis::logs::{ChangeKind, DiffConfig, TemplateChange, WILDCARD, diff_templates};
-use rootcause_analysis::metrics::anomaly::{AnomalyConfig, analyze};
-use rootcause_diagnosis::{Evidence, EvidenceKind, RankingHints, TimeWindow};
+use rootcause_analysis::metrics::anomaly::{AnomalyConfig, AnomalyReport, analyze};
+use rootcause_diagnosis::{EventId, Evidence, EvidenceKind, Incident, RankingHints, TimeWindow};
 use rootcause_tools::ToolContext;
 use rootcause_tools::sql::{BundleDb, Diagnostic, SqlBackend};
 use serde_json::{Value, json};
@@ -44,6 +56,77 @@ const METRICS_PER_SERVICE: usize = 3;
 const SUSPECTS_KEPT: usize = 5;
 /// A transaction open this long during the incident is worth a look.
 const LONG_TRANSACTION_SECONDS: f64 = 60.0;
+/// The label letter of the coordinator's linked change suspects.
+pub const SUSPECT_LETTER: char = 'C';
+/// The label letter of the code agent's change candidates.
+pub const CANDIDATE_LETTER: char = 'G';
+
+/// What every agent of a diagnosis reads from one bundle, computed once:
+/// the bundle itself, the metric anomaly report, the services seen in any
+/// source and the dependencies the logs and metrics show. Agents share it
+/// (the engine caches it per bundle), so five agents do not parse the same
+/// files five times.
+#[derive(Debug)]
+pub struct BundleContext {
+    /// The bundle's data.
+    pub inputs: Arc<Inputs>,
+    /// The end of the baseline: `lead` before the window start.
+    pub baseline_end: DateTime<Utc>,
+    /// The end of the incident side: the window end.
+    pub end: DateTime<Utc>,
+    /// The anomaly ranking of `metrics.om`, when there is one.
+    pub metrics: Option<AnomalyReport>,
+    /// The services seen in any source.
+    pub known: BTreeSet<String>,
+    /// Dependencies observed in every log line and metric label (log
+    /// findings that name callees add theirs in [`link`]).
+    pub graph: DependencyGraph,
+}
+
+impl BundleContext {
+    /// Builds the shared view of `inputs`, comparing the incident from
+    /// `lead` before its window start against what came before.
+    #[must_use]
+    pub fn new(inputs: Arc<Inputs>, lead: Duration) -> Self {
+        let window = inputs.incident.window();
+        let baseline_end = window.start() - lead;
+        let metrics = inputs.metrics.as_ref().map(|set| {
+            analyze(
+                set,
+                &AnomalyConfig {
+                    baseline_end_ms: Some(baseline_end.timestamp_millis()),
+                    ..AnomalyConfig::default()
+                },
+            )
+        });
+        let mut known: BTreeSet<String> = inputs.logs.iter().map(|r| r.service.clone()).collect();
+        if let Some(r) = &metrics {
+            known.extend(
+                r.series
+                    .iter()
+                    .map(|s| s.service.clone())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+        known.extend(inputs.changes.iter().map(|c| c.service.clone()));
+        known.extend(inputs.incident.services().iter().cloned());
+        let mut graph = DependencyGraph::new();
+        for r in &inputs.logs {
+            graph.observe_log(&r.service, &r.message, &known);
+        }
+        if let Some(set) = &inputs.metrics {
+            graph.observe_metrics(set, "service", &known);
+        }
+        Self {
+            inputs,
+            baseline_end,
+            end: window.end(),
+            metrics,
+            known,
+            graph,
+        }
+    }
+}
 
 /// Everything the analyzers found.
 #[derive(Debug)]
@@ -61,8 +144,6 @@ pub struct Analysis {
     pub baseline_end: DateTime<Utc>,
     /// The services seen in any source.
     pub known_services: BTreeSet<String>,
-    /// Log findings whose errors name other services (finding id, names).
-    calls: Vec<(String, Vec<String>)>,
 }
 
 /// The next label of a kind's letter (`L3` after `L1`, `L2`).
@@ -99,117 +180,182 @@ fn jq_string(s: &str) -> String {
     Value::from(s).to_string()
 }
 
-/// Runs every analyzer over the bundle.
-pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
-    let window = inputs.incident.window();
-    let baseline_end = window.start() - lead;
-    let mut a = Analysis {
-        evidence: Vec::new(),
-        graph: DependencyGraph::new(),
-        suspects: Vec::new(),
-        changes: inputs.changes.clone(),
-        baseline_end,
-        known_services: BTreeSet::new(),
-        calls: Vec::new(),
+/// Runs every analyzer over the bundle, as the agents and the
+/// coordinator's linking do one after the other.
+pub fn analyze_bundle(inputs: Arc<Inputs>, lead: Duration) -> Analysis {
+    let ctx = BundleContext::new(inputs, lead);
+    let mut found = log_evidence(&ctx);
+    found.extend(metric_evidence(&ctx));
+    found.extend(database_evidence(&ctx, &mut |_| None));
+    let linked = link(Some(&ctx), &ctx.inputs.incident, &found);
+    let mut evidence = linked.evidence;
+    evidence.extend(
+        found
+            .into_iter()
+            .filter(|e| e.kind == EvidenceKind::Absence),
+    );
+    evidence.extend(absences(&ctx.inputs, ALL_SOURCES));
+    Analysis {
+        evidence,
+        graph: linked.graph,
+        suspects: linked.suspects,
+        changes: linked.changes,
+        baseline_end: ctx.baseline_end,
+        known_services: ctx.known,
+    }
+}
+
+/// Every optional source of a bundle, as named in its notes.
+pub const ALL_SOURCES: &[&str] = &[
+    "logs/",
+    "metrics.om",
+    "changes.jsonl",
+    "repo.bundle",
+    "runbooks/",
+    "past_incidents.jsonl",
+    "db/",
+];
+
+/// "No data" evidence for each of `sources` the bundle lacks. The label
+/// is `A` and the source's place in the bundle's notes, so agents that
+/// report their own sources' absences never pick the same label.
+#[must_use]
+pub fn absences(inputs: &Inputs, sources: &[&str]) -> Vec<Evidence> {
+    inputs
+        .notes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.status == "no_data" && sources.contains(&n.source.as_str()))
+        .map(|(i, n)| Evidence {
+            label: Some(format!("A{}", i + 1)),
+            query: Some(format!(
+                "ls -d {}",
+                shell_quote(n.source.trim_end_matches('/'))
+            )),
+            data: json!({"source": n.source}),
+            ..Evidence::new(
+                EvidenceKind::Absence,
+                n.detail.clone(),
+                format!("bundle:{}", n.source),
+            )
+        })
+        .collect()
+}
+
+/// The metric findings: the major anomalies, at most three per service,
+/// each carrying its service's onset and score (`service_onset_ms`,
+/// `service_score`, `service_order`) for the change ranking in [`link`].
+#[must_use]
+pub fn metric_evidence(ctx: &BundleContext) -> Vec<Evidence> {
+    let Some(report) = &ctx.metrics else {
+        return Vec::new();
     };
-
-    let report = inputs.metrics.as_ref().map(|set| {
-        analyze(
-            set,
-            &AnomalyConfig {
-                baseline_end_ms: Some(baseline_end.timestamp_millis()),
-                ..AnomalyConfig::default()
+    let mut out: Vec<Evidence> = Vec::new();
+    let mut per_service: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &report.series {
+        let n = per_service.entry(s.service.as_str()).or_default();
+        if !s.major || *n >= METRICS_PER_SERVICE {
+            continue;
+        }
+        *n += 1;
+        let label = next_label(&out, 'M');
+        let strength = (s.score / 100.0).min(1.0);
+        let summary = s.describe();
+        let text = format!(
+            "{} ({} from {})",
+            summary,
+            if s.sustained {
+                "sustained"
+            } else {
+                "transient"
             },
-        )
-    });
-
-    // Services and their dependencies, from every source.
-    let mut known: BTreeSet<String> = inputs.logs.iter().map(|r| r.service.clone()).collect();
-    if let Some(r) = &report {
-        known.extend(
-            r.series
-                .iter()
-                .map(|s| s.service.clone())
-                .filter(|s| !s.is_empty()),
+            ms_to_time(s.change.onset_ms)
+                .map(|t| t.format("%H:%M:%S").to_string())
+                .unwrap_or_default()
         );
+        let onset = report
+            .services
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.service == s.service);
+        out.push(Evidence {
+            label: Some(label),
+            service: (!s.service.is_empty()).then(|| s.service.clone()),
+            query: Some(s.query.clone()),
+            observed_at: ms_to_time(s.change.onset_ms),
+            strength,
+            ranking: RankingHints {
+                cue_text: Some(summary),
+                ..RankingHints::default()
+            },
+            data: json!({
+                "metric": s.metric,
+                "labels": s.labels.to_string(),
+                "baseline_level": s.baseline_level,
+                "level": s.change.level,
+                "robust_z": s.change.effect,
+                "score": s.score,
+                "sustained": s.sustained,
+                "service_key": s.service,
+                "service_onset_ms": onset.and_then(|(_, a)| a.onset_ms),
+                "service_score": onset.map(|(_, a)| a.score),
+                "service_order": onset.map(|(i, _)| i),
+            }),
+            ..Evidence::new(EvidenceKind::Metric, text, "bundle:metrics.om")
+        });
     }
-    known.extend(a.changes.iter().map(|c| c.service.clone()));
-    known.extend(inputs.incident.services().iter().cloned());
-    for r in &inputs.logs {
-        a.graph.observe_log(&r.service, &r.message, &known);
-    }
-    if let Some(set) = &inputs.metrics {
-        a.graph.observe_metrics(set, "service", &known);
-    }
+    out
+}
 
-    a.known_services = known.clone();
-    let logs = log_evidence(inputs, baseline_end, window.end(), &mut a);
-
-    if let Some(report) = &report {
-        let mut per_service: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in &report.series {
-            let n = per_service.entry(s.service.as_str()).or_default();
-            if !s.major || *n >= METRICS_PER_SERVICE {
-                continue;
+/// The symptoms the change ranking weighs, read back from evidence: the
+/// log findings' stack frames and error lines, the metric findings'
+/// service onsets (or, without any, the log findings' first times), the
+/// incident's services and the known dependencies.
+fn suspect_signals(
+    incident: &Incident,
+    evidence: &[Evidence],
+    graph: &DependencyGraph,
+) -> SuspectEvidence {
+    let logs: Vec<&Evidence> = evidence
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::Log)
+        .collect();
+    let mut frames = Vec::new();
+    let mut tokens = Vec::new();
+    for e in &logs {
+        for f in e.data["frames"].as_array().into_iter().flatten() {
+            if let Some(file) = f["file"].as_str() {
+                let line = f["line"].as_u64().and_then(|l| u32::try_from(l).ok());
+                frames.push(StackFrame::new(file, line, f["function"].as_str()));
             }
-            *n += 1;
-            let label = next_label(&a.evidence, 'M');
-            let strength = (s.score / 100.0).min(1.0);
-            let summary = s.describe();
-            let text = format!(
-                "{} ({} from {})",
-                summary,
-                if s.sustained {
-                    "sustained"
-                } else {
-                    "transient"
-                },
-                ms_to_time(s.change.onset_ms)
-                    .map(|t| t.format("%H:%M:%S").to_string())
-                    .unwrap_or_default()
-            );
-            a.evidence.push(Evidence {
-                label: Some(label),
-                service: (!s.service.is_empty()).then(|| s.service.clone()),
-                query: Some(s.query.clone()),
-                observed_at: ms_to_time(s.change.onset_ms),
-                strength,
-                ranking: RankingHints {
-                    cue_text: Some(summary),
-                    ..RankingHints::default()
-                },
-                data: json!({
-                    "metric": s.metric,
-                    "labels": s.labels.to_string(),
-                    "baseline_level": s.baseline_level,
-                    "level": s.change.level,
-                    "robust_z": s.change.effect,
-                    "score": s.score,
-                    "sustained": s.sustained,
-                }),
-                ..Evidence::new(EvidenceKind::Metric, text, "bundle:metrics.om")
+        }
+        for l in e.data["error_lines"].as_array().into_iter().flatten() {
+            if let Some(l) = l.as_str() {
+                tokens.push(l.to_owned());
+            }
+        }
+    }
+    let mut onsets: BTreeMap<u64, ServiceOnset> = BTreeMap::new();
+    for e in evidence.iter().filter(|e| e.kind == EvidenceKind::Metric) {
+        let d = &e.data;
+        if let (Some(order), Some(service), Some(onset_ms), Some(score)) = (
+            d["service_order"].as_u64(),
+            d["service_key"].as_str(),
+            d["service_onset_ms"].as_i64(),
+            d["service_score"].as_f64(),
+        ) {
+            onsets.entry(order).or_insert(ServiceOnset {
+                service: service.to_owned(),
+                onset_ms,
+                score,
             });
         }
     }
-
-    // Change suspects, with what the logs and metrics found as evidence.
-    // The services that moved, and when, come from the metrics; without
-    // metric anomalies, from the new error templates.
-    let mut anomalies: Vec<ServiceOnset> = report
-        .iter()
-        .flat_map(|r| r.services.iter())
-        .filter_map(|s| {
-            s.onset_ms.map(|o| ServiceOnset {
-                service: s.service.clone(),
-                onset_ms: o,
-                score: s.score,
-            })
-        })
-        .collect();
+    let mut anomalies: Vec<ServiceOnset> = onsets.into_values().collect();
     if anomalies.is_empty() {
         let mut first: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
-        for ev in a.evidence.iter().filter(|e| e.kind == EvidenceKind::Log) {
-            if let (Some(t), Some(service)) = (ev.observed_at, ev.counted_service()) {
+        for ev in &logs {
+            if let (Some(t), Some(service)) = (ev.observed_at, ev.service.as_deref()) {
                 let t = t.timestamp_millis();
                 let e = first.entry(service).or_insert((t, 0.0));
                 e.0 = e.0.min(t);
@@ -225,43 +371,156 @@ pub fn analyze_bundle(inputs: &Inputs, lead: Duration) -> Analysis {
             })
             .collect();
     }
-    let evidence = SuspectEvidence {
-        frames: logs.frames,
-        tokens: logs.tokens,
+    SuspectEvidence {
+        frames,
+        tokens,
         anomalies,
         onset_ms: None,
-        affected: inputs.incident.services().to_vec(),
-        dependencies: a.graph.edges(),
-    };
-    let commits = inputs.commits.as_deref().unwrap_or(&[]);
-    a.suspects = rank_suspects(&a.changes, commits, &evidence, &RankConfig::default());
-    change_evidence(&mut a);
-
-    database_evidence(inputs, &known, &mut a);
-    attribute_to_callees(&mut a);
-
-    for n in inputs.notes.iter().filter(|n| n.status == "no_data") {
-        a.evidence.push(Evidence {
-            label: Some(next_label(&a.evidence, 'A')),
-            query: Some(format!(
-                "ls -d {}",
-                shell_quote(n.source.trim_end_matches('/'))
-            )),
-            data: json!({"source": n.source}),
-            ..Evidence::new(
-                EvidenceKind::Absence,
-                n.detail.clone(),
-                format!("bundle:{}", n.source),
-            )
-        });
+        affected: incident.services().to_vec(),
+        dependencies: graph.edges(),
     }
-    a
 }
 
-/// What the log diff hands to the change ranking.
-struct LogSignals {
-    frames: Vec<StackFrame>,
-    tokens: Vec<String>,
+/// The graph with the edges the log findings add: an error that names
+/// another service is a call to it.
+fn graph_with_calls(base: Option<&DependencyGraph>, evidence: &[Evidence]) -> DependencyGraph {
+    let mut graph = base.cloned().unwrap_or_default();
+    for e in evidence.iter().filter(|e| e.kind == EvidenceKind::Log) {
+        if let Some(service) = e.service.as_deref() {
+            for callee in names_of(e) {
+                graph.add(service, &callee);
+            }
+        }
+    }
+    graph
+}
+
+/// The services a log finding's error names (`data.names`).
+fn names_of(e: &Evidence) -> Vec<String> {
+    e.data["names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The code agent's share: the bundle's deploys, config and flag changes
+/// and commits ranked on what is known when it runs (the incident's
+/// services and window, and whatever evidence earlier rounds found), the
+/// best [`SUSPECTS_KEPT`] labelled `G1..`. The coordinator's [`link`]
+/// ranks them again against every symptom.
+#[must_use]
+pub fn candidate_changes(ctx: &BundleContext, known_evidence: &[Evidence]) -> Vec<Evidence> {
+    let graph = graph_with_calls(Some(&ctx.graph), known_evidence);
+    let mut signals = suspect_signals(&ctx.inputs.incident, known_evidence, &graph);
+    if signals.anomalies.is_empty() {
+        // Nothing has moved yet as far as this agent knows: time the
+        // changes against the reported window.
+        signals.onset_ms = Some(ctx.inputs.incident.window().start().timestamp_millis());
+    }
+    let commits = ctx.inputs.commits.as_deref().unwrap_or(&[]);
+    let suspects = rank_suspects(
+        &ctx.inputs.changes,
+        commits,
+        &signals,
+        &RankConfig::default(),
+    );
+    change_evidence(&suspects, &ctx.inputs.changes, CANDIDATE_LETTER)
+}
+
+/// What the coordinator's cross-kind step makes of every agent's evidence.
+#[derive(Debug)]
+pub struct Linked {
+    /// The evidence as the ranking weighs it, in the order the analyzers
+    /// find it (logs, metrics, linked changes `C1..`, database): log
+    /// findings that name a failing callee count for the callee
+    /// (`ranking.about`), and the code agent's own candidates are replaced
+    /// by the linked suspects when the bundle's changes are at hand.
+    pub evidence: Vec<Evidence>,
+    /// The linked change suspects as evidence (`C1..`), new records the
+    /// coordinator reports.
+    pub suspects_evidence: Vec<Evidence>,
+    /// Dependencies: the bundle's, plus the calls log findings name.
+    pub graph: DependencyGraph,
+    /// Change suspects, best first.
+    pub suspects: Vec<Suspect>,
+    /// The change log the suspects index into.
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// Where a kind's findings come in the analyzers' order.
+fn kind_order(kind: EvidenceKind) -> u8 {
+    match kind {
+        EvidenceKind::Log => 0,
+        EvidenceKind::Metric => 1,
+        EvidenceKind::Change => 2,
+        EvidenceKind::Database => 3,
+        EvidenceKind::Trace => 4,
+        EvidenceKind::Knowledge => 5,
+        EvidenceKind::Absence => 6,
+    }
+}
+
+/// The number of a label (`12` of `L12`), for ordering.
+fn label_number(e: &Evidence) -> u64 {
+    e.label
+        .as_deref()
+        .map(|l| l.trim_start_matches(|c: char| !c.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// The coordinator's cross-kind step over every agent's evidence: with
+/// the bundle (`ctx`), the changes are ranked against the symptoms into
+/// linked suspects (replacing the code agent's candidates); then errors
+/// of a caller that name a callee with trouble of its own are counted for
+/// the callee. Knowledge and absences are left out: they point at no
+/// fault. The result's order does not depend on the order agents
+/// reported in.
+#[must_use]
+pub fn link(ctx: Option<&BundleContext>, incident: &Incident, evidence: &[Evidence]) -> Linked {
+    let relinked = ctx.is_some();
+    let mut view: Vec<Evidence> = evidence
+        .iter()
+        .filter(|e| match e.kind {
+            EvidenceKind::Log | EvidenceKind::Metric | EvidenceKind::Database => true,
+            EvidenceKind::Trace => true,
+            EvidenceKind::Change => !relinked,
+            EvidenceKind::Knowledge | EvidenceKind::Absence => false,
+        })
+        .cloned()
+        .collect();
+    view.sort_by(|a, b| {
+        kind_order(a.kind)
+            .cmp(&kind_order(b.kind))
+            .then(label_number(a).cmp(&label_number(b)))
+    });
+    let graph = graph_with_calls(ctx.map(|c| &c.graph), &view);
+    let (suspects, changes, suspects_evidence) = match ctx {
+        Some(ctx) => {
+            let signals = suspect_signals(incident, &view, &graph);
+            let commits = ctx.inputs.commits.as_deref().unwrap_or(&[]);
+            let changes = ctx.inputs.changes.clone();
+            let suspects = rank_suspects(&changes, commits, &signals, &RankConfig::default());
+            let found = change_evidence(&suspects, &changes, SUSPECT_LETTER);
+            (suspects, changes, found)
+        }
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    let at = view
+        .iter()
+        .position(|e| kind_order(e.kind) > kind_order(EvidenceKind::Change))
+        .unwrap_or(view.len());
+    view.splice(at..at, suspects_evidence.iter().cloned());
+    attribute_to_callees(&mut view);
+    Linked {
+        evidence: view,
+        suspects_evidence,
+        graph,
+        suspects,
+        changes,
+    }
 }
 
 /// The line of a message that names the error: the first, except for
@@ -342,19 +601,23 @@ fn log_query(
     )
 }
 
-fn log_evidence(
-    inputs: &Inputs,
-    baseline_end: DateTime<Utc>,
-    end: DateTime<Utc>,
-    a: &mut Analysis,
-) -> LogSignals {
+/// The log findings: per service, error templates new or risen in the
+/// incident against the baseline, earliest first, labelled `L1..`. Each
+/// carries in `data` what the change ranking and the victim attribution
+/// need later: `frames` (stack frames not seen in an earlier finding),
+/// `error_lines` (the example's lines without frames) and `names` (other
+/// known services its error names).
+#[must_use]
+pub fn log_evidence(ctx: &BundleContext) -> Vec<Evidence> {
+    let inputs = &ctx.inputs;
+    let baseline_end = ctx.baseline_end;
+    let end = ctx.end;
+    let mut out: Vec<Evidence> = Vec::new();
     let mut by_service: BTreeMap<&str, Vec<&rootcause_tools::logs::LogRecord>> = BTreeMap::new();
     for r in &inputs.logs {
         by_service.entry(r.service.as_str()).or_default().push(r);
     }
-    let mut frames = Vec::new();
     let mut seen_frames = BTreeSet::new();
-    let mut tokens = Vec::new();
     let mut found: Vec<(String, TemplateChange)> = Vec::new();
     for (service, records) in &by_service {
         let first = records.first().map_or(baseline_end, |r| r.timestamp);
@@ -417,7 +680,7 @@ fn log_evidence(
         if change.incident_count < MIN_LOG_LINES {
             continue;
         }
-        let id = next_label(&a.evidence, 'L');
+        let id = next_label(&out, 'L');
         let example = change.examples.first().cloned().unwrap_or_default();
         let strength = ((change.incident_count as f64).ln() / 100f64.ln()).min(1.0);
         // What the ranking reads: the template and the example's first
@@ -433,7 +696,7 @@ fn log_evidence(
         // An error that names another service is about the call to it: it
         // says the callee failed, not that this service's code or config
         // changed.
-        let named = named_services(&service, &error_text(&example), &a.known_services);
+        let named = named_services(&service, &error_text(&example), &ctx.known);
         if !named.is_empty() {
             let mut cats: Vec<Category> = category_cues(&text)
                 .into_iter()
@@ -444,27 +707,25 @@ fn log_evidence(
                 cats.push(Category::DependencyFailure);
             }
             ranking.categories = cats;
-            for callee in &named {
-                a.graph.add(&service, callee);
-            }
-            a.calls.push((id.clone(), named));
         }
         ranking.cue_text = Some(text);
+        let mut frames = Vec::new();
         if let Some(x) = &change.exception {
             for f in &x.frames {
                 if let Some(file) = &f.file
                     && seen_frames.insert((file.clone(), f.line, f.function.clone()))
                 {
-                    frames.push(StackFrame::new(file, f.line, Some(&f.function)));
+                    frames.push(json!({"file": file, "line": f.line, "function": f.function}));
                 }
             }
         }
-        for l in example.lines().filter(|l| {
-            let t = l.trim_start();
-            !t.starts_with("at ") && !t.starts_with("File ")
-        }) {
-            tokens.push(l.to_owned());
-        }
+        let error_lines: Vec<&str> = example
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !t.starts_with("at ") && !t.starts_with("File ")
+            })
+            .collect();
         let kind_text = match change.kind {
             ChangeKind::New => format!("new since the baseline, {} lines", change.incident_count),
             _ => format!(
@@ -498,7 +759,7 @@ fn log_evidence(
                 cut(&x.message, 120)
             ));
         }
-        a.evidence.push(Evidence {
+        out.push(Evidence {
             label: Some(id),
             service: Some(service.clone()),
             query: Some(log_query(
@@ -520,6 +781,9 @@ fn log_evidence(
                 "p_value": change.p_value,
                 "example": cut(&example, 1000),
                 "exception": exception,
+                "names": named,
+                "frames": frames,
+                "error_lines": error_lines,
             }),
             ..Evidence::new(
                 EvidenceKind::Log,
@@ -528,7 +792,7 @@ fn log_evidence(
             )
         });
     }
-    LogSignals { frames, tokens }
+    out
 }
 
 /// Errors of a caller that name a callee with trouble of its own are
@@ -540,14 +804,20 @@ fn log_evidence(
 /// little. A callee without findings (an external API, a service the
 /// bundle has no data for) leaves the finding where it is: then the caller
 /// is where the dependency failure is handled.
-fn attribute_to_callees(a: &mut Analysis) {
+fn attribute_to_callees(evidence: &mut [Evidence]) {
     let mut own: BTreeMap<String, usize> = BTreeMap::new();
-    for e in &a.evidence {
+    for e in evidence.iter() {
         if let Some(service) = e.counted_service() {
             *own.entry(service.to_owned()).or_default() += 1;
         }
     }
-    for (id, named) in std::mem::take(&mut a.calls) {
+    let calls: Vec<(Option<String>, Vec<String>)> = evidence
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::Log)
+        .map(|e| (e.label.clone(), names_of(e)))
+        .filter(|(_, named)| !named.is_empty())
+        .collect();
+    for (id, named) in calls {
         let Some(callee) = named
             .iter()
             .filter(|s| own.get(s.as_str()).is_some_and(|n| *n > 0))
@@ -556,10 +826,9 @@ fn attribute_to_callees(a: &mut Analysis) {
         else {
             continue;
         };
-        let Some(e) = a
-            .evidence
+        let Some(e) = evidence
             .iter_mut()
-            .find(|e| e.label.as_deref() == Some(id.as_str()))
+            .find(|e| e.kind == EvidenceKind::Log && e.label == id)
         else {
             continue;
         };
@@ -630,14 +899,27 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-fn change_evidence(a: &mut Analysis) {
+/// The best [`SUSPECTS_KEPT`] suspects with a positive score as evidence,
+/// labelled with `letter` and a number.
+fn change_evidence(suspects: &[Suspect], changes: &[ChangeRecord], letter: char) -> Vec<Evidence> {
     let mut added = Vec::new();
-    for s in a.suspects.iter().take(SUSPECTS_KEPT) {
+    for s in suspects.iter().take(SUSPECTS_KEPT) {
         if s.score <= 0.0 {
             continue;
         }
-        let id = format!("C{}", added.len() + 1);
-        let change = s.change.and_then(|i| a.changes.get(i));
+        let id = format!("{letter}{}", added.len() + 1);
+        added.push(suspect_record(s, changes, id));
+    }
+    added
+}
+
+/// One change suspect as evidence labelled `label`: the commit or change
+/// record it is, the query that shows it, its score and reasons.
+#[must_use]
+pub fn suspect_record(s: &Suspect, changes: &[ChangeRecord], label: String) -> Evidence {
+    let id = label;
+    {
+        let change = s.change.and_then(|i| changes.get(i));
         let kind = change.map_or("commit", |c| c.kind.as_str());
         let strength = (s.score / 100.0).min(1.0);
         let query = match (&s.commit, change) {
@@ -673,7 +955,7 @@ fn change_evidence(a: &mut Analysis) {
         } else {
             "bundle:changes.jsonl"
         };
-        added.push(Evidence {
+        Evidence {
             label: Some(id),
             service: Some(s.service.clone()),
             query: Some(query),
@@ -693,9 +975,8 @@ fn change_evidence(a: &mut Analysis) {
                 "reasons": reasons,
             }),
             ..Evidence::new(EvidenceKind::Change, summary, source)
-        });
+        }
     }
-    a.evidence.extend(added);
 }
 
 /// The service that stands for the database of `db/` snapshots: a known
@@ -740,9 +1021,13 @@ fn started_at(snapshot_at: &Value, row: &Value) -> Option<DateTime<Utc>> {
 /// Records that a database diagnostic failed: an absence naming the
 /// diagnostic and its error, so the report says the database evidence is
 /// partial instead of silently having less of it.
-fn database_failed(a: &mut Analysis, diagnostic: &str, error: &str) {
-    a.evidence.push(Evidence {
-        label: Some(next_label(&a.evidence, 'A')),
+fn database_failed(out: &mut Vec<Evidence>, diagnostic: &str, error: &str) {
+    let n = out
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::Absence)
+        .count();
+    out.push(Evidence {
+        label: Some(format!("A{}", ALL_SOURCES.len() + 1 + n)),
         query: Some("ls db/".to_owned()),
         data: json!({"source": "db/", "diagnostic": diagnostic, "error": error}),
         ..Evidence::new(
@@ -755,12 +1040,47 @@ fn database_failed(a: &mut Analysis, diagnostic: &str, error: &str) {
     });
 }
 
-fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis) {
+/// One call of the database diagnostics, as the `sql_diagnostics` tool
+/// would take it, for the agent to report (`tool_called` / `tool_result`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbCall {
+    /// About to run `diagnostic`.
+    Calling {
+        /// The diagnostic's name (`lock_waits`, `long_running_queries`).
+        diagnostic: String,
+        /// The `sql_diagnostics` arguments that run the same diagnostic.
+        arguments: Value,
+    },
+    /// It returned.
+    Returned {
+        /// The diagnostic's name.
+        diagnostic: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Rows found, or the error.
+        summary: String,
+    },
+}
+
+/// The database findings of the `db/` snapshots: who waits on locks and
+/// who holds them, transactions open too long (labelled `D1..`); a
+/// diagnostic that fails becomes an absence naming it. `on_call` hears
+/// each diagnostic before it runs and when it returns; the id it gives a
+/// call (the `tool_called` event's) is recorded on the findings it
+/// produced.
+pub fn database_evidence(
+    ctx: &BundleContext,
+    on_call: &mut dyn FnMut(DbCall) -> Option<EventId>,
+) -> Vec<Evidence> {
+    let inputs = &ctx.inputs;
+    let known = &ctx.known;
+    let mut out: Vec<Evidence> = Vec::new();
     if !inputs.has("db/") {
-        return;
+        return out;
     }
+    let a = &mut out;
     let window: TimeWindow = inputs.incident.window();
-    let ctx = ToolContext::new(inputs.bundle.tenant().clone(), window);
+    let tool_ctx = ToolContext::new(inputs.bundle.tenant().clone(), window);
     let db = BundleDb::new(std::sync::Arc::new(inputs.bundle.clone()));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -769,27 +1089,51 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
         Ok(rt) => rt,
         Err(e) => {
             database_failed(a, "lock_waits, long_running_queries", &e.to_string());
-            return;
+            return out;
         }
     };
     // A diagnostic that fails is reported as partial evidence with its
     // error; the others still run.
-    let run = |a: &mut Analysis, d: Diagnostic| match rt.block_on(db.run(&ctx, &d, 200)) {
-        Ok(rows) => Some(rows),
-        Err(e) => {
-            database_failed(a, d.name(), &e.to_string());
-            None
+    let mut run = |a: &mut Vec<Evidence>, d: Diagnostic| {
+        let arguments = match &d {
+            Diagnostic::LongRunningQueries { min_seconds } => {
+                json!({"query": d.name(), "min_duration_seconds": min_seconds, "limit": 200})
+            }
+            _ => json!({"query": d.name(), "limit": 200}),
+        };
+        let call = on_call(DbCall::Calling {
+            diagnostic: d.name().to_owned(),
+            arguments,
+        });
+        match rt.block_on(db.run(&tool_ctx, &d, 200)) {
+            Ok(rows) => {
+                on_call(DbCall::Returned {
+                    diagnostic: d.name().to_owned(),
+                    ok: true,
+                    summary: format!("{} rows", rows.rows.len()),
+                });
+                Some((rows, call))
+            }
+            Err(e) => {
+                on_call(DbCall::Returned {
+                    diagnostic: d.name().to_owned(),
+                    ok: false,
+                    summary: e.to_string(),
+                });
+                database_failed(a, d.name(), &e.to_string());
+                None
+            }
         }
     };
     let db_service = database_service(known);
     let mut next = 1;
-    let push = |a: &mut Analysis, service: &str, mut item: Evidence| {
+    let push = |a: &mut Vec<Evidence>, service: &str, mut item: Evidence| {
         item.service = Some(service.to_owned());
         item.ranking.categories = vec![Category::Database];
-        a.evidence.push(item);
+        a.push(item);
     };
 
-    if let Some(waits) = run(a, Diagnostic::LockWaits)
+    if let Some((waits, call)) = run(a, Diagnostic::LockWaits)
         && !waits.rows.is_empty()
     {
         // Who blocks the most waiters, and since when.
@@ -824,6 +1168,7 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
         let item = Evidence {
             label: Some(format!("D{next}")),
             query: Some(waits.query.clone()),
+            tool_call: call,
             observed_at: started,
             strength,
             data: json!({"waiting_sessions": n, "blocker": top.as_ref().map(|(_, _, b)| b.clone())}),
@@ -845,6 +1190,7 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
             let item = Evidence {
                 label: Some(format!("D{next}")),
                 query: Some(waits.query.clone()),
+                tool_call: call,
                 observed_at: started,
                 strength: strength * 0.6,
                 data: b.clone(),
@@ -854,7 +1200,7 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
             push(a, &service, item);
         }
     }
-    if let Some(long) = run(
+    if let Some((long, call)) = run(
         a,
         Diagnostic::LongRunningQueries {
             min_seconds: LONG_TRANSACTION_SECONDS,
@@ -876,6 +1222,7 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
         let item = Evidence {
             label: Some(format!("D{next}")),
             query: Some(long.query.clone()),
+            tool_call: call,
             observed_at: started_at(&first["snapshot_at"], first),
             strength: (0.3 + n as f64 / 20.0).min(0.8),
             data: json!({"sessions": long.rows}),
@@ -883,6 +1230,7 @@ fn database_evidence(inputs: &Inputs, known: &BTreeSet<String>, a: &mut Analysis
         };
         push(a, &db_service, item);
     }
+    out
 }
 
 #[cfg(test)]

@@ -9,11 +9,17 @@
 //! Layout:
 //! - [`inputs`]: reading the bundle (what is missing is "no data")
 //! - [`evidence`]: running the analyzers; evidence with reproducing queries
+//! - [`investigate`]: each investigating agent's share, with its absences
+//! - [`coordinate`]: the coordinator's plan and its weighing of the evidence
+//! - [`derive`]: ids derived from content, stable across reruns
 //! - [`remediation`]: steps per category, runbooks and past incidents
 //! - [`report`]: the report (rendering is the caller's)
 
+pub mod coordinate;
+pub mod derive;
 pub mod evidence;
 pub mod inputs;
+pub mod investigate;
 pub mod remediation;
 pub mod report;
 
@@ -96,10 +102,10 @@ pub fn diagnose(
     top: usize,
 ) -> Result<report::Report, InputError> {
     let started = Instant::now();
-    let inputs = inputs::Inputs::load(bundle, git_cache)?;
+    let inputs = std::sync::Arc::new(inputs::Inputs::load(bundle, git_cache)?);
     let load_ms = elapsed_ms(started);
     let t = Instant::now();
-    let analysis = evidence::analyze_bundle(&inputs, Duration::minutes(lead_minutes));
+    let analysis = evidence::analyze_bundle(inputs.clone(), Duration::minutes(lead_minutes));
     let analyze_ms = elapsed_ms(t);
     let t = Instant::now();
     let ranked = rank_evidence(

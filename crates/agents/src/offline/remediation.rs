@@ -78,7 +78,7 @@ fn category_words(c: Category) -> &'static str {
     }
 }
 
-fn words(text: &str) -> BTreeSet<String> {
+pub(crate) fn words(text: &str) -> BTreeSet<String> {
     terms(text)
         .into_iter()
         .filter(|w| w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
@@ -87,7 +87,10 @@ fn words(text: &str) -> BTreeSet<String> {
 
 /// Scores documents (title, body) against a query: the sum over shared
 /// words of their rarity among the documents, title words counting twice.
-fn rank_documents(query: &BTreeSet<String>, docs: &[(String, String)]) -> Vec<(usize, f64)> {
+pub(crate) fn rank_documents(
+    query: &BTreeSet<String>,
+    docs: &[(String, String)],
+) -> Vec<(usize, f64)> {
     let doc_words: Vec<(BTreeSet<String>, BTreeSet<String>)> =
         docs.iter().map(|(t, b)| (words(t), words(b))).collect();
     let mut df: BTreeMap<&str, usize> = BTreeMap::new();

@@ -130,7 +130,7 @@ fn evidence_json<S: Serializer>(evidence: &[Evidence], ser: S) -> Result<S::Ok, 
     }))
 }
 
-fn phrase(c: Category) -> &'static str {
+pub(crate) fn phrase(c: Category) -> &'static str {
     match c {
         Category::BadDeploy => "A bad deploy (code change)",
         Category::ConfigChange => "A configuration or feature-flag change",

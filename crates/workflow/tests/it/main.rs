@@ -5,6 +5,7 @@
 mod config;
 mod control;
 mod docs;
+mod drive;
 mod edges;
 mod graph;
 mod prop;
