@@ -20,6 +20,11 @@
 //! (OpenMetrics text), [`repo`] (git history and bundle), [`json`] (ordered
 //! JSON), [`files`] (a bundle in memory), [`stories`] (the incidents).
 
+/// `docs/examples.md`, compiled here so its example story keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/examples.md")]
+pub struct ExamplesGuide;
+
 pub mod error;
 pub mod files;
 pub mod json;
