@@ -146,6 +146,23 @@ pub fn drift(dir: &Path) -> Result<Vec<String>, GenError> {
             }
         }
     }
+    // A bundle directory no story makes any more (a story was renamed or
+    // removed) would still be diagnosed and evaluated.
+    let known: Vec<&str> = all().iter().map(|s| s.name).collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut stale: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !known.contains(&n.as_str()))
+            .collect();
+        stale.sort();
+        for n in stale {
+            out.push(format!(
+                "{n}: not a story of the generator (stale bundle; delete it)"
+            ));
+        }
+    }
     let readme = dir.join("README.md");
     match std::fs::read_to_string(&readme) {
         Ok(text) if text == self::readme() => {}

@@ -144,6 +144,9 @@ pub struct Cond {
     pub load: f64,
     /// CPU multiplier.
     pub cpu: f64,
+    /// How long a failing request takes, ms (a timeout); 0: as long as a
+    /// successful one.
+    pub fail_ms: f64,
 }
 
 impl Default for Cond {
@@ -154,6 +157,7 @@ impl Default for Cond {
             latency: 1.0,
             load: 1.0,
             cpu: 1.0,
+            fail_ms: 0.0,
         }
     }
 }
@@ -488,16 +492,19 @@ pub fn serve(
     on_fail: &mut OnFail<'_>,
     logs: &mut Logs,
 ) {
+    let Some(first_route) = svc.routes.first().copied() else {
+        return;
+    };
     let total_weight: f64 = svc.routes.iter().map(|r| r.weight).sum();
     let mut recs = Vec::new();
     for minute in span.minutes() {
-        let load = cond(minute, &svc.routes[0]).load;
+        let load = cond(minute, &first_route).load;
         let n = count(rng, svc.logs_per_min * load);
         let mut reqs: Vec<Req> = Vec::new();
         for _ in 0..n {
             let at = within_minute(rng, minute);
             let mut pick = rng.f64() * total_weight;
-            let mut route = svc.routes[0];
+            let mut route = first_route;
             for r in &svc.routes {
                 if pick < r.weight {
                     route = *r;
@@ -522,7 +529,11 @@ pub fn serve(
                 pod: rng.pick(pods).clone(),
                 trace_id: rng.hex(32),
                 status,
-                ms: rng.lognormal(svc.p50_ms * c.latency, 0.45),
+                ms: if failing && c.fail_ms > 0.0 {
+                    c.fail_ms * rng.range(1.0, 1.01)
+                } else {
+                    rng.lognormal(svc.p50_ms * c.latency, 0.45)
+                },
             });
         }
         reqs.sort_by_key(|r| r.at);

@@ -72,6 +72,7 @@ fn the_drift_check_sees_an_edited_a_missing_and_a_stale_file() {
     std::fs::write(b.join("incident.json"), "{}").unwrap();
     std::fs::remove_file(b.join("changes.jsonl")).unwrap();
     std::fs::write(b.join("logs/extra.jsonl"), "").unwrap();
+    std::fs::create_dir(tmp.path().join("old-story")).unwrap();
     let drift = rootcause_scenario_gen::drift(tmp.path()).unwrap();
     assert!(
         drift.contains(&format!("{story}/incident.json: different content")),
@@ -87,6 +88,13 @@ fn the_drift_check_sees_an_edited_a_missing_and_a_stale_file() {
         )),
         "{drift:?}"
     );
+    assert!(
+        drift.contains(
+            &"old-story: not a story of the generator (stale bundle; delete it)".to_owned()
+        ),
+        "{drift:?}"
+    );
+    assert_eq!(drift.len(), 4, "{drift:?}");
 }
 
 #[test]

@@ -200,12 +200,11 @@ pub fn build() -> Result<BundleFiles, GenError> {
 
     // Logs.
     let mut logs = Logs::default();
-    let mut rng = root.fork("logs");
     let onset = times.onset;
     serve(
         &fare,
         &span,
-        &mut rng,
+        &mut root.fork("serve/fare"),
         &fare_cond,
         &mut |rng: &mut Rng, r: &Req| fare_failure(rng, r, r.at >= onset),
         &mut logs,
@@ -213,7 +212,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &booking,
         &span,
-        &mut rng,
+        &mut root.fork("serve/booking"),
         &booking_cond,
         &mut |rng: &mut Rng, r: &Req| {
             if r.status == 502 {
@@ -258,7 +257,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &seat,
         &span,
-        &mut rng,
+        &mut root.fork("serve/seat"),
         &plain,
         &mut |_: &mut Rng, r: &Req| {
             vec![
@@ -278,7 +277,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &loyalty,
         &span,
-        &mut rng,
+        &mut root.fork("serve/loyalty"),
         &plain,
         &mut |_: &mut Rng, r: &Req| {
             vec![
@@ -297,7 +296,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &edge,
         &span,
-        &mut rng,
+        &mut root.fork("serve/edge"),
         &edge_cond,
         &mut |_: &mut Rng, _: &Req| Vec::new(),
         &mut logs,
@@ -307,7 +306,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     let bg = periodic(
         &fare,
         &span,
-        &mut rng,
+        &mut root.fork("periodic/fare"),
         &[
             Periodic {
                 per_hour: 12.0,
@@ -327,7 +326,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     let bg = periodic(
         &booking,
         &span,
-        &mut rng,
+        &mut root.fork("periodic/booking"),
         &[Periodic {
             per_hour: 6.0,
             level: "WARN",
@@ -339,7 +338,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     let bg = periodic(
         &loyalty,
         &span,
-        &mut rng,
+        &mut root.fork("periodic/loyalty"),
         &[Periodic {
             per_hour: 6.0,
             level: "INFO",
@@ -349,7 +348,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     );
     logs.add("loyalty", bg);
     logs.add("fare-engine", startup(&fare, times.deploy, &h.release));
-    logs.add("mailer", mailer_logs(&span, &mut rng.fork("mailer"), &t)?);
+    logs.add("mailer", mailer_logs(&span, &mut root.fork("mailer"), &t)?);
     logs.write(&mut files);
 
     // Metrics.
@@ -358,7 +357,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &edge,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/edge"),
         &edge_cond,
         &[502, 503, 504],
         &mut m,
@@ -366,14 +365,35 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &booking,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/booking"),
         &booking_cond,
         &[500, 502],
         &mut m,
     );
-    red_metrics(&fare, &span, &mut mrng, &fare_cond, &[500], &mut m);
-    red_metrics(&seat, &span, &mut mrng, &plain, &[500], &mut m);
-    red_metrics(&loyalty, &span, &mut mrng, &plain, &[500], &mut m);
+    red_metrics(
+        &fare,
+        &span,
+        &mut root.fork("metrics/fare"),
+        &fare_cond,
+        &[500],
+        &mut m,
+    );
+    red_metrics(
+        &seat,
+        &span,
+        &mut root.fork("metrics/seat"),
+        &plain,
+        &[500],
+        &mut m,
+    );
+    red_metrics(
+        &loyalty,
+        &span,
+        &mut root.fork("metrics/loyalty"),
+        &plain,
+        &[500],
+        &mut m,
+    );
     for (svc, limit) in [(&fare, 1536.0), (&booking, 2048.0), (&seat, 768.0)] {
         let mut state = steady_pods(svc, &mut mrng);
         pod_metrics(svc, &span, limit, &mut state, &mut m);

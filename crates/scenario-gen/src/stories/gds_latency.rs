@@ -138,6 +138,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     let pnr_cond = move |t: DateTime<Utc>, _: &Route| Cond {
         err: 0.0008 + 0.30 * slow(t),
         status: if slow(t) > 0.0 { 504 } else { 500 },
+        fail_ms: if slow(t) > 0.0 { 10_050.0 } else { 0.0 },
         latency: 1.0 + 22.0 * slow(t),
         load: l(t),
         ..Cond::default()
@@ -148,6 +149,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
         Cond {
             err: 0.0008 + f,
             status: if f > 0.0 { 504 } else { 500 },
+            fail_ms: if f > 0.0 { 8_020.0 } else { 0.0 },
             latency: if confirm(r.path) {
                 1.0 + 60.0 * slow(t)
             } else {
@@ -162,6 +164,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
         Cond {
             err: 0.0006 + f,
             status: 504,
+            fail_ms: if f > 0.0 { 8_040.0 } else { 0.0 },
             latency: if confirm(r.path) {
                 1.0 + 55.0 * slow(t)
             } else {
@@ -178,11 +181,10 @@ pub fn build() -> Result<BundleFiles, GenError> {
     };
 
     let mut logs = Logs::default();
-    let mut rng = root.fork("logs");
     serve(
         &pnr,
         &span,
-        &mut rng,
+        &mut root.fork("serve/pnr"),
         &pnr_cond,
         &mut |rng: &mut Rng, r: &Req| pnr_failure(rng, r),
         &mut logs,
@@ -190,7 +192,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &booking,
         &span,
-        &mut rng,
+        &mut root.fork("serve/booking"),
         &booking_cond,
         &mut |_: &mut Rng, r: &Req| booking_failure(r),
         &mut logs,
@@ -198,7 +200,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &fare,
         &span,
-        &mut rng,
+        &mut root.fork("serve/fare"),
         &plain,
         &mut |rng: &mut Rng, r: &Req| {
             vec![
@@ -221,19 +223,19 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &edge,
         &span,
-        &mut rng,
+        &mut root.fork("serve/edge"),
         &edge_cond,
         &mut |_: &mut Rng, _: &Req| Vec::new(),
         &mut logs,
     );
     logs.add(
         "pnr-sync",
-        pnr_story_logs(&pnr, &span, onset, &slow, &mut rng.fork("pnr")),
+        pnr_story_logs(&pnr, &span, onset, &slow, &mut root.fork("pnr")),
     );
     let bg = periodic(
         &fare,
         &span,
-        &mut rng,
+        &mut root.fork("periodic/fare"),
         &[Periodic {
             per_hour: 12.0,
             level: "INFO",
@@ -251,7 +253,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &edge,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/edge"),
         &edge_cond,
         &[502, 503, 504],
         &mut m,
@@ -259,21 +261,44 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &booking,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/booking"),
         &booking_cond,
         &[500, 504],
         &mut m,
     );
-    red_metrics(&pnr, &span, &mut mrng, &pnr_cond, &[500, 504], &mut m);
-    red_metrics(&fare, &span, &mut mrng, &plain, &[500], &mut m);
-    client_metrics("pnr-sync", GDS, 52.0, 150.0, &span, &mut mrng, &gds, &mut m);
+    red_metrics(
+        &pnr,
+        &span,
+        &mut root.fork("metrics/pnr"),
+        &pnr_cond,
+        &[500, 504],
+        &mut m,
+    );
+    red_metrics(
+        &fare,
+        &span,
+        &mut root.fork("metrics/fare"),
+        &plain,
+        &[500],
+        &mut m,
+    );
+    client_metrics(
+        "pnr-sync",
+        GDS,
+        52.0,
+        150.0,
+        &span,
+        &mut root.fork("client/pnr-sync"),
+        &gds,
+        &mut m,
+    );
     client_metrics(
         "booking-api",
         "pnr-sync",
         14.0,
         200.0,
         &span,
-        &mut mrng,
+        &mut root.fork("client/booking-api"),
         &move |t| CallCond {
             latency: 1.0 + 20.0 * slow(t),
             timeouts: 0.0001 + 0.4 * slow(t),
@@ -512,7 +537,9 @@ fn pnr_story_logs(
     }
     for (i, pod) in pnr.pods.iter().enumerate() {
         let i = i64::try_from(i).unwrap_or(0);
-        let open = onset + Duration::seconds(140 + 17 * i);
+        let open = onset
+            + Duration::seconds(140 + 17 * i)
+            + Duration::milliseconds(i64::try_from(rng.below(1000)).unwrap_or(0));
         out.push(
             Rec::new(
                 open,

@@ -198,6 +198,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
         latency: 1.0 + 25.0 * pressure(t),
         load: l(t),
         cpu: 1.0 + 2.5 * pressure(t),
+        ..Cond::default()
     };
     let seat_route = |p: &str| p.contains("seats");
     let booking_cond = move |t: DateTime<Utc>, r: &Route| {
@@ -246,7 +247,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     };
 
     let mut logs = Logs::default();
-    let mut rng = root.fork("logs");
+    let mut seat_rng = root.fork("serve/seat");
     // seat-map: requests only reach pods that are up.
     let up_seat = |t: DateTime<Utc>| Service {
         pods: pods
@@ -271,7 +272,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
             serve(
                 &svc,
                 &one,
-                &mut rng,
+                &mut seat_rng,
                 &seat_cond,
                 &mut |_: &mut Rng, r: &Req| {
                     vec![
@@ -296,7 +297,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &booking,
         &span,
-        &mut rng,
+        &mut root.fork("serve/booking"),
         &booking_cond,
         &mut |rng: &mut Rng, r: &Req| booking_failure(rng, r),
         &mut logs,
@@ -304,7 +305,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &edge,
         &span,
-        &mut rng,
+        &mut root.fork("serve/edge"),
         &edge_cond,
         &mut |_: &mut Rng, _: &Req| Vec::new(),
         &mut logs,
@@ -312,7 +313,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     serve(
         &loyalty,
         &span,
-        &mut rng,
+        &mut root.fork("serve/loyalty"),
         &plain,
         &mut |_: &mut Rng, r: &Req| {
             vec![
@@ -331,7 +332,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     let bg = periodic(
         &booking,
         &span,
-        &mut rng,
+        &mut root.fork("periodic/booking"),
         &[Periodic {
             per_hour: 4.0,
             level: "INFO",
@@ -342,11 +343,11 @@ pub fn build() -> Result<BundleFiles, GenError> {
     logs.add("booking-api", bg);
     logs.add(
         "seat-map",
-        seat_map_story_logs(&span, &pods, &mut rng.fork("seat-map"), &h.seat_release),
+        seat_map_story_logs(&span, &pods, &mut root.fork("seat-map"), &h.seat_release),
     );
     logs.add(
         "kubernetes-events",
-        kube_events(&pods, &mut rng.fork("kube")),
+        kube_events(&pods, &mut root.fork("kube")),
     );
     logs.add("loyalty", loyalty_rollout(&loyalty));
     logs.write(&mut files);
@@ -357,7 +358,7 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &edge,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/edge"),
         &edge_cond,
         &[502, 503, 504],
         &mut m,
@@ -365,13 +366,27 @@ pub fn build() -> Result<BundleFiles, GenError> {
     red_metrics(
         &booking,
         &span,
-        &mut mrng,
+        &mut root.fork("metrics/booking"),
         &booking_cond,
         &[500, 502],
         &mut m,
     );
-    red_metrics(&seat, &span, &mut mrng, &seat_cond, &[500], &mut m);
-    red_metrics(&loyalty, &span, &mut mrng, &plain, &[500], &mut m);
+    red_metrics(
+        &seat,
+        &span,
+        &mut root.fork("metrics/seat"),
+        &seat_cond,
+        &[500],
+        &mut m,
+    );
+    red_metrics(
+        &loyalty,
+        &span,
+        &mut root.fork("metrics/loyalty"),
+        &plain,
+        &[500],
+        &mut m,
+    );
     let mut noise = mrng.fork("seat-mem");
     let pods_m = pods.clone();
     let mut seat_state = move |t: DateTime<Utc>, pod: &str| {
