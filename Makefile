@@ -12,9 +12,10 @@ services:
 build:
 	cargo build --workspace --bins
 
-## The main job: migrations, the four services, their health, a diagnosis.
+## The main job: migrations, the four services, their health, a diagnosis
+## of an example bundle from examples/ (`make demo EXAMPLE=seat-map-oom-night`).
 demo: services build
-	./scripts/demo.sh
+	EXAMPLE="$(EXAMPLE)" ./scripts/demo.sh
 
 ## The whole test suite against the local PostgreSQL, Redis and RabbitMQ.
 test: services
