@@ -27,13 +27,23 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 log "Redis up"
 
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+# Every rabbitmqctl call is bounded: a wedged broker (seen here: it accepted
+# TCP but never answered the AMQP handshake, and `rabbitmqctl status` hung)
+# must not hang the demo or CI.
+rabbit_ok() { timeout 15 rabbitmqctl -q status >/dev/null 2>&1; }
+if ! rabbit_ok; then
+  if pgrep -u rabbitmq beam.smp >/dev/null 2>&1; then
+    log "RabbitMQ runs but does not answer within 15 s: restarting it"
+    pkill -9 -u rabbitmq beam.smp || true
+    pkill -9 -u rabbitmq epmd || true
+    sleep 2
+  fi
   log "starting RabbitMQ"
   rabbitmq-server -detached || true
-  wait_for RabbitMQ rabbitmqctl -q status
+  wait_for RabbitMQ rabbit_ok
 fi
 # A previous run may have left the app stopped (the restart test stops it).
-rabbitmqctl -q start_app >/dev/null 2>&1 || true
+timeout 15 rabbitmqctl -q start_app >/dev/null 2>&1 || true
 wait_for "RabbitMQ port" bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672'
 log "RabbitMQ up"
 
