@@ -1,5 +1,8 @@
 //! The `orchestrator` binary run as a process against the real dependencies.
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod flow;
+mod support;
 
 use rootcause_testkit::{Dep, contract};
 
