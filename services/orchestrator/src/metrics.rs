@@ -79,3 +79,67 @@ pub fn transition(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(f: impl FnOnce()) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
+    #[test]
+    fn a_diagnosis_counts_once_as_started_and_once_by_how_it_ended_per_arm() {
+        let text = render(|| {
+            transition(AgentArm::Llm, None, Status::Running, 0.0);
+            transition(AgentArm::Llm, Some(Status::Running), Status::Running, 1.0);
+            transition(
+                AgentArm::Llm,
+                Some(Status::Running),
+                Status::Completed,
+                42.0,
+            );
+            // A later step on an ended diagnosis does not count it again.
+            transition(
+                AgentArm::Llm,
+                Some(Status::Completed),
+                Status::Completed,
+                50.0,
+            );
+            transition(AgentArm::Offline, None, Status::Queued, 0.0);
+            transition(
+                AgentArm::Offline,
+                Some(Status::Paused),
+                Status::Cancelled,
+                3.0,
+            );
+        });
+        assert!(
+            text.contains(&format!("{STARTED}{{arm=\"llm\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{CONCLUDED}{{arm=\"llm\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{STARTED}{{arm=\"offline\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{CANCELLED}{{arm=\"offline\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("{CONCLUDED}{{arm=\"offline\"}}")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{TIME_TO_CONCLUSION}_count{{arm=\"llm\"}} 1")),
+            "{text}"
+        );
+    }
+}

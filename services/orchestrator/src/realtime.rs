@@ -11,6 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
 
+/// How long a stopping orchestrator keeps publishing what is queued: long
+/// enough for a healthy Redis, short enough that a dead one does not hold
+/// the shutdown (the events are in PostgreSQL either way).
+const DRAIN_ON_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The sending side, held by the core.
 #[derive(Debug, Clone)]
 pub struct RealtimeQueue {
@@ -49,8 +54,13 @@ pub async fn relay(mut feed: RealtimeFeed, publisher: EventPublisher, cancel: Ca
             batch = feed.rx.recv() => batch,
             () = cancel.cancelled() => {
                 feed.rx.close();
-                while let Ok(batch) = feed.rx.try_recv() {
-                    publish(&publisher, &batch).await;
+                let drain = async {
+                    while let Ok(batch) = feed.rx.try_recv() {
+                        publish(&publisher, &batch).await;
+                    }
+                };
+                if tokio::time::timeout(DRAIN_ON_STOP, drain).await.is_err() {
+                    tracing::warn!("stopping before every live event reached Redis; watchers will replay from PostgreSQL");
                 }
                 return;
             }

@@ -187,3 +187,179 @@ fn apply(
         kind: event.kind.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use rootcause_bus::{Outcome, topology::TASKS_EXCHANGE};
+    use rootcause_diagnosis::{AgentKind, EventKind, Incident, SessionId, TenantId};
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 14, 31, 0).unwrap()
+    }
+
+    fn created() -> DiagnosisEvent {
+        DiagnosisEvent {
+            id: EventId::new(),
+            session_id: SessionId::new(),
+            seq: 1,
+            parent_id: None,
+            occurred_at: t0(),
+            kind: EventKind::Created {
+                tenant: TenantId::new("acme"),
+                incident: Incident::from_json(
+                    r#"{"title":"checkout 5xx","severity":"high","services":["checkout"],
+                        "window":{"start":"2026-03-02T14:00:00Z","end":"2026-03-02T14:30:00Z"}}"#,
+                )
+                .unwrap(),
+                deadline: t0() + chrono::Duration::minutes(30),
+                options: Default::default(),
+                arm: Default::default(),
+            },
+        }
+    }
+
+    fn cx(config: &WorkflowConfig, now: DateTime<Utc>) -> StepContext<'_> {
+        StepContext {
+            config,
+            budget: TaskBudget {
+                max_steps: 3,
+                max_tokens: 1000,
+                max_cost_micros: 10,
+            },
+            task_ttl: chrono::Duration::seconds(300),
+            now,
+        }
+    }
+
+    /// Folds a decision into the state, as the store would.
+    fn fold(state: &mut DiagnosisState, decision: &Decision) {
+        for e in &decision.events {
+            state
+                .apply(&DiagnosisEvent {
+                    id: e.id,
+                    session_id: state.session_id(),
+                    seq: state.seq() + 1,
+                    parent_id: e.parent_id,
+                    occurred_at: e.occurred_at,
+                    kind: e.kind.clone(),
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_start_records_the_requested_mode_under_created_and_dispatches_the_planner_through_the_outbox()
+     {
+        let config = WorkflowConfig::default();
+        let created = created();
+        let state = DiagnosisState::genesis(&created).unwrap();
+        let planned =
+            after_start(&state, Some(Mode::Complex), created.id, cx(&config, t0())).unwrap();
+        let first = &planned.decision.events[0];
+        assert!(matches!(
+            first.kind,
+            EventKind::ModeSelected {
+                mode: Mode::Complex,
+                ..
+            }
+        ));
+        assert_eq!(first.parent_id, Some(created.id));
+        assert!(
+            planned
+                .decision
+                .events
+                .iter()
+                .all(|e| e.parent_id.is_some()),
+            "every event of the start names its cause"
+        );
+        assert_eq!(planned.dispatches.len(), 1);
+        assert_eq!(planned.dispatches[0].agent, AgentKind::Coordinator);
+        assert_eq!(planned.decision.outbox.len(), 1);
+        let row = &planned.decision.outbox[0];
+        assert_eq!(row.exchange, TASKS_EXCHANGE);
+        assert_eq!(row.routing_key, "agent.coordinator");
+        let envelope: Envelope<rootcause_diagnosis::AgentTask> =
+            serde_json::from_value(row.payload.clone()).unwrap();
+        assert_eq!(envelope.session_id, state.session_id());
+        assert_eq!(envelope.body.task_id, planned.dispatches[0].task_id);
+        assert_eq!(envelope.body.budget.max_steps, 3);
+        assert_eq!(
+            envelope.deadline,
+            Some(t0() + chrono::Duration::seconds(300))
+        );
+        assert!(
+            planned.decision.snapshot,
+            "entering a phase completes a node"
+        );
+    }
+
+    #[test]
+    fn pause_dispatches_nothing_and_a_control_on_an_ended_diagnosis_is_refused_and_acked() {
+        let config = WorkflowConfig::default();
+        let created = created();
+        let mut state = DiagnosisState::genesis(&created).unwrap();
+        let start = after_start(&state, None, created.id, cx(&config, t0())).unwrap();
+        fold(&mut state, &start.decision);
+
+        let pause = Control::Pause {
+            reason: "look".into(),
+        };
+        let paused = after_control(&state, &pause, cx(&config, t0())).unwrap();
+        assert!(paused.dispatches.is_empty());
+        assert!(matches!(
+            paused.decision.events[0].kind,
+            EventKind::Paused { .. }
+        ));
+
+        let cancel = Control::Cancel {
+            reason: "wrong".into(),
+        };
+        let cancelled = after_control(&state, &cancel, cx(&config, t0())).unwrap();
+        assert!(cancelled.decision.snapshot);
+        fold(&mut state, &cancelled.decision);
+        let err = after_control(&state, &pause, cx(&config, t0())).unwrap_err();
+        assert!(matches!(err, OrchError::Rejected(_)), "{err}");
+        assert_eq!(err.outcome(), Outcome::Done);
+        assert!(err.to_string().contains("ended"), "{err}");
+    }
+
+    #[test]
+    fn a_tick_past_the_agent_timeout_times_the_task_out_and_a_tick_before_it_does_nothing() {
+        let config = WorkflowConfig::default();
+        let created = created();
+        let mut state = DiagnosisState::genesis(&created).unwrap();
+        let start = after_start(&state, None, created.id, cx(&config, t0())).unwrap();
+        fold(&mut state, &start.decision);
+
+        let early = tick(&state, cx(&config, t0() + chrono::Duration::seconds(10))).unwrap();
+        assert!(early.decision.events.is_empty());
+        let late = t0() + config.agent_timeout() + chrono::Duration::seconds(1);
+        let overdue = tick(&state, cx(&config, late)).unwrap();
+        assert!(
+            overdue
+                .decision
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::AgentTimedOut { .. }))
+        );
+    }
+
+    #[test]
+    fn a_report_about_a_task_nobody_dispatched_adds_nothing() {
+        let config = WorkflowConfig::default();
+        let created = created();
+        let mut state = DiagnosisState::genesis(&created).unwrap();
+        let start = after_start(&state, None, created.id, cx(&config, t0())).unwrap();
+        fold(&mut state, &start.decision);
+        let stray = AgentReport::Started {
+            task_id: rootcause_diagnosis::TaskId::new(),
+            worker: "w".into(),
+        };
+        let planned = after_report(&state, &stray, None, cx(&config, t0())).unwrap();
+        assert!(planned.decision.events.is_empty());
+        assert!(planned.decision.outbox.is_empty());
+    }
+}

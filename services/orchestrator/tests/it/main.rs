@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod flow;
+mod recovery;
 mod support;
 
 use rootcause_testkit::{Dep, contract};

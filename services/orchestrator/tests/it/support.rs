@@ -32,6 +32,8 @@ pub struct World {
     pub extra: String,
     pub store: EventStore,
     pub bus: TestBus,
+    /// Where the orchestrator publishes live events.
+    pub redis_url: String,
 }
 
 impl World {
@@ -41,12 +43,18 @@ impl World {
         let store = EventStore::new(deps.db.pool(4).expect("pool"));
         let bus = TestBus::new(&deps.bus_url, &prefix).await;
         Self {
+            redis_url: deps.redis_url.clone(),
             deps,
             prefix,
             extra: extra.to_owned(),
             store,
             bus,
         }
+    }
+
+    /// The channel the session's live events go to.
+    pub fn events_channel(&self, session: SessionId) -> String {
+        format!("{}events:{session}", self.prefix)
     }
 
     pub fn settings(&self) -> Settings {
@@ -63,7 +71,7 @@ impl World {
             &Sources::new(Orchestrator::DEFAULTS)
                 .with_toml(toml)
                 .with_env("ROOTCAUSE__DATABASE__URL", self.deps.db.url())
-                .with_env("ROOTCAUSE__REDIS__URL", self.deps.redis_url.clone())
+                .with_env("ROOTCAUSE__REDIS__URL", self.redis_url.clone())
                 .with_env("ROOTCAUSE__BUS__URL", self.deps.bus_url.clone()),
         )
         .expect("test settings load")
