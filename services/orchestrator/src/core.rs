@@ -181,6 +181,13 @@ impl Core {
                     metrics::handled("tick", "done");
                 }
                 self.after_commit(&applied);
+                if !appended && self.timers.armed(session_id).is_some_and(|at| at <= now) {
+                    // The state asks to be woken in the past yet the
+                    // workflow had nothing to do: never spin on it.
+                    tracing::warn!(%session_id, "a due wake-up found nothing to do; waking it again in 1 s");
+                    self.timers
+                        .schedule(session_id, Some(now + chrono::Duration::seconds(1)));
+                }
                 Ok(appended)
             }
             Ok(None) => Ok(false),
