@@ -1,6 +1,7 @@
 //! The `orchestrator` binary run as a process against the real dependencies.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod commands;
 mod flow;
 mod recovery;
 mod support;

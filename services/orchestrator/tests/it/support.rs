@@ -275,6 +275,11 @@ impl TestBus {
         }
     }
 
+    /// The test's channel, for reading other queues.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
     /// Messages ready in a queue (full name).
     pub async fn ready(&self, queue: &str) -> u32 {
         self.channel
