@@ -159,3 +159,56 @@ async fn a_diagnosis_concludes_while_redis_is_down() {
     assert_contiguous(&world.events(session).await);
     orchestrator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_orchestrator_process_leaves_nothing_duplicated_or_missing() {
+    let world = World::new("").await;
+    let first = crate::support::Process::spawn(&world);
+    let session = world.start_diagnosis().await;
+    let planner = world.bus.take_task(WAIT).await.expect("the planning task");
+    world.answer(session, &planner.body).await;
+    let mut investigation = Vec::new();
+    while investigation.len() < 2 {
+        investigation.push(
+            world
+                .bus
+                .take_task(WAIT)
+                .await
+                .expect("investigation tasks"),
+        );
+    }
+    // Answer and kill at once: the orchestrator dies with these reports
+    // in flight (taken, maybe mid-transaction, not acknowledged).
+    for task in &investigation {
+        world.answer(session, &task.body).await;
+    }
+    first.kill();
+    let before = world.events(session).await;
+
+    let second = crate::support::Process::spawn(&world);
+    serve(&world, session).await;
+    let events = world.events(session).await;
+    assert_contiguous(&events);
+    assert_eq!(events[..before.len()], before[..], "history is unchanged");
+    let mut completed: BTreeMap<TaskId, usize> = BTreeMap::new();
+    for e in &events {
+        if let EventKind::AgentCompleted { task_id, .. } = e.kind {
+            *completed.entry(task_id).or_default() += 1;
+        }
+    }
+    assert!(completed.values().all(|n| *n == 1), "{completed:?}");
+    assert_eq!(completed.len(), count(&events, "agent_dispatched"));
+    for task in &investigation {
+        assert_eq!(completed.get(&task.body.task_id), Some(&1));
+    }
+    let (rows, attempts) = world.executions(session).await;
+    assert_eq!(
+        (rows, attempts),
+        (completed.len() as i64, completed.len() as i64)
+    );
+    assert_eq!(
+        world.state(session).await.map(|s| s.status()),
+        Some(Status::Completed)
+    );
+    second.kill();
+}

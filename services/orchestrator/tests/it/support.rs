@@ -449,3 +449,61 @@ pub fn is_terminal(events: &[DiagnosisEvent]) -> bool {
         )
     })
 }
+
+/// The orchestrator binary as a child process of the test, so a test can
+/// SIGKILL it (no graceful anything: transactions in flight die with it).
+pub struct Process {
+    child: std::process::Child,
+}
+
+impl Process {
+    /// Starts the binary against the world and waits until it serves HTTP.
+    pub fn spawn(world: &World) -> Self {
+        use std::io::BufRead;
+        let env = world.deps.env(&[
+            ("ROOTCAUSE__REDIS__URL", world.redis_url.clone()),
+            ("ROOTCAUSE__BUS__PREFIX", world.prefix.clone()),
+            ("ROOTCAUSE__REDIS__KEY_PREFIX", world.prefix.clone()),
+            ("ROOTCAUSE__DATABASE__POOL_SIZE", "6".to_owned()),
+        ]);
+        let mut command = std::process::Command::new(crate::BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ROOTCAUSE_") {
+                command.env_remove(k);
+            }
+        }
+        let mut child = command
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the orchestrator binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("http server listening") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the orchestrator serves HTTP within 30 s");
+        Self { child }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
