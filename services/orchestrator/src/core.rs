@@ -499,25 +499,49 @@ fn execution_row(
 }
 
 /// Records an attempt once: a second report of the same `(task, attempt)`
-/// (the worker sent it again under a new message id) updates the one row.
+/// (the worker sent it again under a new message id), or a row the worker
+/// wrote for the attempt itself, is updated in place rather than duplicated.
 async fn record_execution(
     conn: &mut AsyncPgConnection,
     mut row: AgentExecutionRow,
 ) -> Result<(), OrchError> {
+    if let Some(id) = execution_id(conn, &row).await? {
+        row.id = id;
+    }
+    // In a savepoint: a row inserted concurrently for the same attempt
+    // (by a worker, outside the session lock) fails only the savepoint, and
+    // the write becomes an update of that row.
+    let first = conn
+        .transaction::<_, StoreError, _>(async |c| {
+            rootcause_llm::store::record_execution(c, &row).await
+        })
+        .await;
+    match first {
+        Err(StoreError::Duplicate { .. }) => {
+            if let Some(id) = execution_id(conn, &row).await? {
+                row.id = id;
+            }
+            rootcause_llm::store::record_execution(conn, &row).await?;
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The id of the row already recorded for `row`'s `(task, attempt)`.
+async fn execution_id(
+    conn: &mut AsyncPgConnection,
+    row: &AgentExecutionRow,
+) -> Result<Option<uuid::Uuid>, OrchError> {
     use agent_executions::dsl as a;
-    let existing: Option<uuid::Uuid> = a::agent_executions
+    Ok(a::agent_executions
         .filter(a::task_id.eq(row.task_id))
         .filter(a::attempt.eq(row.attempt))
         .select(a::id)
         .first(conn)
         .await
         .optional()
-        .map_err(StoreError::from)?;
-    if let Some(id) = existing {
-        row.id = id;
-    }
-    rootcause_llm::store::record_execution(conn, &row).await?;
-    Ok(())
+        .map_err(StoreError::from)?)
 }
 
 #[derive(QueryableByName)]

@@ -131,3 +131,55 @@ async fn a_report_about_an_unknown_diagnosis_is_dead_lettered_naming_it() {
     );
     orchestrator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_the_worker_wrote_for_the_attempt_is_completed_not_duplicated() {
+    let world = World::new("").await;
+    let orchestrator = world.start().await;
+    let session = world.start_diagnosis().await;
+    let planner = world.bus.take_task(WAIT).await.expect("the planning task");
+    // A worker that records its attempt as running when it starts.
+    let mut conn = world.deps.db.connect().await.expect("connect");
+    let running = rootcause_diagnosis::db::AgentExecutionRow {
+        id: uuid::Uuid::now_v7(),
+        session_id: session.as_uuid(),
+        task_id: planner.body.task_id.as_uuid(),
+        agent: "coordinator".into(),
+        attempt: 1,
+        provider: None,
+        model: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        tokens_cached: 0,
+        cost_micros: 0,
+        duration_ms: 0,
+        outcome: "running".into(),
+        error: None,
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+    };
+    rootcause_llm::store::record_execution(&mut conn, &running)
+        .await
+        .expect("the worker's row");
+    world.answer(session, &planner.body).await;
+    world
+        .until(session, "the planner's completion", WAIT, |e| {
+            count(e, "agent_completed") == 1
+        })
+        .await;
+    assert_eq!(world.executions(session).await, (1, 1));
+    #[derive(diesel::QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        outcome: String,
+    }
+    use diesel_async::RunQueryDsl;
+    let row: Outcome =
+        diesel::sql_query("SELECT outcome FROM agent_executions WHERE session_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(session.as_uuid())
+            .get_result(&mut conn)
+            .await
+            .expect("the row");
+    assert_eq!(row.outcome, "completed");
+    orchestrator.stop().await;
+}
