@@ -7,7 +7,7 @@
 //! holds the orchestrator's own work, run beside it:
 //!
 //! - two consumers, `orchestrator.commands` and `orchestrator.results`,
-//!   whose handlers ([`core::Core`]) each commit one transaction per
+//!   whose handlers ([`handler::Core`]) each commit one transaction per
 //!   message through the event store's `append_with`;
 //! - the outbox relay, which publishes the tasks those transactions wrote;
 //! - the [`timers`], which tick a session when an agent timeout or its
@@ -17,8 +17,8 @@
 //!
 //! `docs/architecture/orchestrator.md` describes the whole.
 
-pub mod core;
 pub mod error;
+pub mod handler;
 pub mod metrics;
 pub mod realtime;
 pub mod settings;
@@ -38,7 +38,7 @@ use rootcause_runtime::{
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::Core;
+use crate::handler::Core;
 use crate::realtime::RealtimeFeed;
 use crate::settings::OrchestratorConfig;
 use crate::timers::Timers;

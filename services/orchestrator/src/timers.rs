@@ -17,7 +17,7 @@ use rootcause_diagnosis::SessionId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::Core;
+use crate::handler::Core;
 
 /// A tick that failed (the database was down) is tried again after this.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
