@@ -107,7 +107,9 @@ impl Core {
         Ok(self.pool.get().await.map_err(StoreError::from)?)
     }
 
-    /// Handles an `orchestrator.commands` message.
+    /// The `orchestrator.commands` handler: the command's effects commit in
+    /// one transaction with its message id, so the consumer acks only what
+    /// is durable and a redelivered copy changes nothing.
     pub async fn handle_command(&self, message: Incoming<Command>) -> Outcome {
         let envelope = message.envelope;
         let kind = envelope.kind.clone();
@@ -153,7 +155,9 @@ impl Core {
         self.finish(&kind, session_id, result)
     }
 
-    /// Handles an `orchestrator.results` message.
+    /// The `orchestrator.results` handler: a worker's report and the
+    /// workflow's answer to it commit together (with the attempt's
+    /// `agent_executions` row for a final report), or not at all.
     pub async fn handle_report(&self, message: Incoming<AgentReport>) -> Outcome {
         let envelope = message.envelope;
         let kind = envelope.kind.clone();
