@@ -1,5 +1,9 @@
 //! The `agent-worker` binary run as a process against the real dependencies.
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod service;
+mod support;
+mod worker;
 
 use rootcause_test_data::shared_has;
 use rootcause_testkit::{Dep, contract};
