@@ -49,6 +49,10 @@ use crate::metrics;
 use crate::publisher::{OutgoingMessage, Publisher};
 use crate::trace::{self, TRACEPARENT};
 
+/// Longest wait at shutdown for the broker to confirm the consumer's
+/// cancel while returning deliveries that arrived before it.
+const CANCEL_DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// Header carrying why a message was retried or dead-lettered.
 pub const REASON_HEADER: &str = "x-rootcause-reason";
 /// Header carrying how many attempts a message had when it was retried or
@@ -353,9 +357,30 @@ where
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => {
-                        // Stop the flow first; deliveries already buffered
-                        // but not started go back when the channel closes.
+                        // Stop the flow first.
                         let _ = channel.basic_cancel(stream.tag(), BasicCancelOptions::default()).await;
+                        // Deliveries that reached the stream before the
+                        // cancel took effect (among them one a handler has
+                        // just requeued, which the broker hands straight
+                        // back) would wait for the channel to close after
+                        // the grace period: return them now, so another
+                        // consumer takes them meanwhile. The stream ends
+                        // once the broker confirmed the cancel.
+                        let drain = async {
+                            while let Some(Ok(delivery)) = stream.next().await {
+                                let _ = delivery
+                                    .acker
+                                    .nack(BasicNackOptions {
+                                        requeue: true,
+                                        ..BasicNackOptions::default()
+                                    })
+                                    .await;
+                            }
+                        };
+                        let bound = CANCEL_DRAIN_LIMIT.min(self.shared.shutdown_grace);
+                        if tokio::time::timeout(bound, drain).await.is_err() {
+                            tracing::debug!(queue = %self.shared.queue, "consumer stream still open after the cancel; the rest returns when the channel closes");
+                        }
                         break 'connection;
                     }
                     next = stream.next() => match next {

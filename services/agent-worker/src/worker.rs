@@ -209,8 +209,10 @@ impl<R: TaskRunner> Inner<R> {
             return outcome;
         }
         let worker = format!("{}-slot{}", self.identity, slot.index);
+        let mut slot = slot;
+        slot.agent = agent;
         let outcome = self.run_in_slot(&envelope, &worker).await;
-        drop(slot);
+        slot.settled = true;
         outcome
     }
 
@@ -509,6 +511,12 @@ struct Slot {
     _permit: OwnedSemaphorePermit,
     index: usize,
     slots: Arc<Slots>,
+    /// The agent of the task in it, for the metric of a dropped run.
+    agent: &'static str,
+    /// The run ended with a report (or a retry); a slot dropped unsettled
+    /// is a run cut at the end of the shutdown grace, whose task the
+    /// consumer put back on its queue.
+    settled: bool,
 }
 
 impl Slots {
@@ -537,6 +545,8 @@ impl Slots {
             _permit: permit,
             index,
             slots: self,
+            agent: "",
+            settled: false,
         })
     }
 
@@ -564,6 +574,14 @@ impl Slots {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if !self.settled && !self.agent.is_empty() {
+            tracing::warn!(
+                slot = self.index,
+                agent = self.agent,
+                "run cut at the end of the shutdown grace; its task goes back to the queue"
+            );
+            metrics::task(self.agent, "requeued", None);
+        }
         if self.index > 0 {
             self.slots
                 .free

@@ -30,6 +30,7 @@ async fn the_real_agents_answer_a_task_through_the_service() {
     ))
     .await
     .expect("build");
+    let port = host.port();
     let shutdown = Shutdown::new();
     let stopper = shutdown.clone();
     let server = tokio::spawn(async move { host.run_until_stopped(shutdown).await });
@@ -47,18 +48,38 @@ async fn the_real_agents_answer_a_task_through_the_service() {
         kinds(&reports).first().map(String::as_str),
         Some("agent_started")
     );
-    match (direct, &reports.last().expect("a final report").body) {
+    let outcome = match (direct, &reports.last().expect("a final report").body) {
         (Ok(output), AgentReport::Completed { summary, .. }) => {
             assert_eq!(summary, &output.summary);
+            "completed"
         }
         (Err(e), AgentReport::Failed { error, .. }) if !e.retryable() => {
             assert_eq!(error, &e.to_string(), "the engine's own message");
+            "failed"
         }
         (Err(e), AgentReport::Failed { error, .. }) => {
             assert_eq!(error, &format!("gave up after 3 attempts: {e}"));
+            "failed"
         }
         (direct, last) => panic!("the engine gave {direct:?}, the worker reported {last:?}"),
-    }
+    };
+    // Counted and timed by agent and outcome.
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    let counted = format!("rootcause_worker_tasks_total{{agent=\"log\",outcome=\"{outcome}\"}} 1");
+    assert!(
+        body.lines().any(|l| l == counted),
+        "no `{counted}`:\n{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("rootcause_worker_task_duration_seconds_count{agent=\"log\"")),
+        "no task duration histogram:\n{body}"
+    );
     stopper.trigger();
     server.await.expect("join").expect("clean stop");
 }
