@@ -8,7 +8,7 @@
 //! slots = 4                   # tasks run at once     (ROOTCAUSE__WORKER__SLOTS)
 //! prefetch = 4                # deliveries held per queue (basic.qos)
 //! max_attempts = 3            # runs of a task that keeps failing retryably
-//! grace_secs = 30             # running tasks' time to finish at SIGTERM
+//! grace_secs = 20             # running tasks' time to finish at SIGTERM
 //! # name = "worker-a"         # identity in reports; default: $HOSTNAME (the pod)
 //! ```
 
@@ -35,7 +35,8 @@ pub struct WorkerSettings {
     /// failed for good (the envelope's `attempt` counts them).
     pub max_attempts: u32,
     /// At SIGTERM, how long running tasks may take to finish before they
-    /// are put back on their queue for another worker.
+    /// are put back on their queue for another worker. The default (20 s)
+    /// leaves room under Kubernetes' default 30 s termination grace.
     pub grace_secs: u64,
     /// Identity in reports (`<name>-slot<n>`); `None` takes `$HOSTNAME`,
     /// which is the pod name on Kubernetes.
@@ -49,7 +50,7 @@ impl Default for WorkerSettings {
             slots: 4,
             prefetch: 4,
             max_attempts: 3,
-            grace_secs: 30,
+            grace_secs: 20,
             name: None,
         }
     }

@@ -176,6 +176,11 @@ async fn a_permanent_failure_is_reported_once_without_retry() {
     assert_eq!(runner.calls().len(), 1);
     cancel.cancel();
     handle.await.expect("join").expect("clean stop");
+    assert_eq!(
+        bus.ready(&bus.topology.agent_queue(AgentKind::Log)).await,
+        0,
+        "acked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,6 +210,11 @@ async fn an_expired_task_is_reported_failed_without_running() {
     cancel.cancel();
     handle.await.expect("join").expect("clean stop");
     assert_eq!(bus.ready(&bus.topology.dead_letters_queue()).await, 0);
+    assert_eq!(
+        bus.ready(&bus.topology.agent_queue(AgentKind::Log)).await,
+        0,
+        "acked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
