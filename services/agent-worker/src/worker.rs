@@ -38,6 +38,10 @@ use crate::settings::WorkerSettings;
 /// dropped: far more than an agent emits between two confirms.
 const PROGRESS_BUFFER: usize = 1024;
 
+/// Longest wait, after the agent returned, for its progress reports to be
+/// published before the final report goes out.
+const FLUSH_LIMIT: Duration = Duration::from_secs(30);
+
 /// Publishes of one report before the worker gives up on it.
 const PUBLISH_TRIES: u32 = 3;
 
@@ -465,8 +469,21 @@ impl ForwardingSink {
     async fn finish(&self, forwarder: tokio::task::JoinHandle<()>) -> u64 {
         self.closed.store(true, Ordering::SeqCst);
         let (done, flushed) = oneshot::channel();
-        if self.tx.send(Forward::Flush(done)).await.is_ok() {
-            let _ = flushed.await;
+        let flush = async {
+            if self.tx.send(Forward::Flush(done)).await.is_ok() {
+                let _ = flushed.await;
+            }
+        };
+        if tokio::time::timeout(FLUSH_LIMIT, flush).await.is_err() {
+            // The broker is not taking reports: do not hold the slot for
+            // them; the final report decides what happens to the task.
+            forwarder.abort();
+            tracing::warn!(
+                agent = self.agent,
+                limit = ?FLUSH_LIMIT,
+                "progress reports not published in time; the rest are dropped"
+            );
+            ::metrics::counter!(metrics::PROGRESS_UNPUBLISHED, "agent" => self.agent).increment(1);
         }
         let _ = forwarder.await;
         self.dropped.load(Ordering::SeqCst)
@@ -591,5 +608,50 @@ impl Drop for Slot {
         }
         self.slots.busy.fetch_sub(1, Ordering::SeqCst);
         self.slots.publish_gauges();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker that never answers must not slow the agent: reports past
+    /// the buffer are dropped and counted, and `report` returns at once.
+    #[tokio::test]
+    async fn a_full_progress_channel_drops_reports_instead_of_blocking_the_agent() {
+        let mut config = rootcause_bus::BusConfig::new("amqp://guest:guest@127.0.0.1:1/%2f", "t.");
+        config.confirm_timeout = Duration::from_secs(30);
+        let connector = rootcause_bus::Connector::new(config).expect("valid config");
+        let task_id = TaskId::new();
+        let (sink, forwarder) =
+            ForwardingSink::start(Publisher::new(connector), SessionId::new(), task_id, "log");
+        let extra = 100;
+        // A blocking sink would hang here: the forwarder waits on a broker
+        // that is not there.
+        for n in 0..PROGRESS_BUFFER + extra {
+            sink.report(AgentReport::Progress {
+                task_id,
+                message: format!("step {n}"),
+            });
+        }
+        // The forwarder holds at most one report while it waits on the
+        // broker; everything past the buffer is dropped.
+        let dropped = usize::try_from(sink.dropped.load(Ordering::SeqCst)).expect("small");
+        assert!(
+            (extra - 1..=extra).contains(&dropped),
+            "{dropped} dropped of {} reported into a buffer of {PROGRESS_BUFFER}",
+            PROGRESS_BUFFER + extra
+        );
+        // The worker's own reports are not the agent's to send.
+        sink.report(AgentReport::Started {
+            task_id,
+            worker: "x".to_owned(),
+        });
+        assert_eq!(
+            usize::try_from(sink.dropped.load(Ordering::SeqCst)).expect("small"),
+            dropped,
+            "ignored, not queued or counted"
+        );
+        forwarder.abort();
     }
 }
