@@ -1,4 +1,7 @@
-//! The `agent-worker` binary run as a process against the real dependencies.
+//! The agent-worker against the real dependencies: the binary run as a
+//! process (the contract every service meets), the service built in-process
+//! from its settings (`service`), and the task consumer with scripted
+//! runners (`worker`), each test on a RabbitMQ prefix of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod service;
