@@ -10,6 +10,7 @@
 //! | `Retry(reason)`, attempts left | publish to the next retry tier with `attempt + 1`, then ack |
 //! | `Retry(reason)`, last attempt | dead-letter with `gave up after N attempts: reason` |
 //! | `Dead(reason)` | dead-letter with the reason |
+//! | `Requeue(reason)` | nack with requeue (back to its queue, attempt unchanged) |
 //! | the handler panicked | as `Retry("handler panicked: <message>")` |
 //!
 //! Before the handler runs, a body that is not JSON or not an envelope of
@@ -25,7 +26,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::Shared as SharedFuture;
@@ -47,6 +48,10 @@ use crate::error::BusError;
 use crate::metrics;
 use crate::publisher::{OutgoingMessage, Publisher};
 use crate::trace::{self, TRACEPARENT};
+
+/// Longest wait at shutdown for the broker to confirm the consumer's
+/// cancel while returning deliveries that arrived before it.
+const CANCEL_DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Header carrying why a message was retried or dead-lettered.
 pub const REASON_HEADER: &str = "x-rootcause-reason";
@@ -94,6 +99,10 @@ pub enum Outcome {
     /// Will never succeed (invalid for the current state); park it for an
     /// operator.
     Dead(Reason),
+    /// Not handled here and now (the service is shutting down before the
+    /// work started): put it back on its queue unchanged for another
+    /// consumer, without counting an attempt.
+    Requeue(Reason),
 }
 
 /// What the consumer does with a delivery; the pure result of [`decide`].
@@ -115,6 +124,11 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
+    /// Nack with requeue: the message goes back to its queue as it was.
+    Requeue {
+        /// Why.
+        reason: Reason,
+    },
 }
 
 /// Maps a handler outcome to an action: the single place where retry and
@@ -127,6 +141,7 @@ pub fn decide(outcome: Outcome, attempt: u32, max_attempts: u32, tiers: usize) -
     match outcome {
         Outcome::Done | Outcome::Duplicate => Action::Ack,
         Outcome::Dead(reason) => Action::DeadLetter { reason },
+        Outcome::Requeue(reason) => Action::Requeue { reason },
         Outcome::Retry(reason) if attempt >= max_attempts || tiers == 0 => Action::DeadLetter {
             reason: Reason::new(format!("gave up after {attempt} attempts: {reason}")),
         },
@@ -172,6 +187,27 @@ where
     }
 }
 
+/// Per-consumer overrides of the `bus` settings, for a service whose
+/// consumers follow limits of their own (the agent-worker's prefetch,
+/// attempts and shutdown grace come from `[worker]`, not `[bus]`).
+/// `None` keeps the bus setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// Unacknowledged deliveries held at once (`basic.qos`), instead of
+    /// `bus.prefetch`.
+    pub prefetch: Option<u16>,
+    /// Attempts before a `Retry` becomes a dead letter, instead of
+    /// `bus.max_attempts`.
+    pub max_attempts: Option<u32>,
+    /// Time in-flight handlers get at shutdown, instead of
+    /// `bus.shutdown_grace`.
+    pub shutdown_grace: Option<Duration>,
+    /// Hand envelopes past their deadline to the handler instead of
+    /// dead-lettering them unrun, for a handler that must answer its
+    /// sender about them (the agent-worker reports such a task failed).
+    pub deliver_expired: bool,
+}
+
 /// Consumes one queue with a handler until cancelled, reconnecting (and
 /// re-declaring the topology) after the broker restarts or the connection
 /// drops.
@@ -188,6 +224,11 @@ struct Shared<H> {
     /// Logical queue name, for labels and `Incoming::queue`.
     logical: String,
     handler: H,
+    /// The limits this consumer runs with (bus settings with overrides).
+    prefetch: u16,
+    max_attempts: u32,
+    shutdown_grace: Duration,
+    deliver_expired: bool,
     /// Per-session turn-taking: handlers of one session run one at a time,
     /// in delivery order.
     turns: SessionTurns,
@@ -214,9 +255,24 @@ where
     /// Retries and dead letters go out through `publisher`, which shares the
     /// connection.
     pub fn new(publisher: Publisher, queue: impl Into<String>, handler: H) -> Self {
+        Self::with_options(publisher, queue, handler, ConsumerOptions::default())
+    }
+
+    /// As [`Consumer::new`], with `options` overriding the bus settings
+    /// for this consumer only.
+    pub fn with_options(
+        publisher: Publisher,
+        queue: impl Into<String>,
+        handler: H,
+        options: ConsumerOptions,
+    ) -> Self {
         let connector = publisher.connector().clone();
         let queue = queue.into();
         let logical = connector.topology().logical(&queue).to_owned();
+        let config = connector.config();
+        let prefetch = options.prefetch.unwrap_or(config.prefetch);
+        let max_attempts = options.max_attempts.unwrap_or(config.max_attempts);
+        let shutdown_grace = options.shutdown_grace.unwrap_or(config.shutdown_grace);
         Self {
             shared: Arc::new(Shared {
                 publisher,
@@ -224,6 +280,10 @@ where
                 queue,
                 logical,
                 handler,
+                prefetch,
+                max_attempts,
+                shutdown_grace,
+                deliver_expired: options.deliver_expired,
                 turns: SessionTurns::default(),
                 forwarded: ForwardedLog::default(),
             }),
@@ -258,7 +318,7 @@ where
             };
             let consumer = async {
                 channel
-                    .basic_qos(config.prefetch, BasicQosOptions::default())
+                    .basic_qos(self.shared.prefetch, BasicQosOptions::default())
                     .await
                     .map_err(|source| BusError::Channel {
                         operation: "basic.qos",
@@ -297,9 +357,30 @@ where
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => {
-                        // Stop the flow first; deliveries already buffered
-                        // but not started go back when the channel closes.
+                        // Stop the flow first.
                         let _ = channel.basic_cancel(stream.tag(), BasicCancelOptions::default()).await;
+                        // Deliveries that reached the stream before the
+                        // cancel took effect (among them one a handler has
+                        // just requeued, which the broker hands straight
+                        // back) would wait for the channel to close after
+                        // the grace period: return them now, so another
+                        // consumer takes them meanwhile. The stream ends
+                        // once the broker confirmed the cancel.
+                        let drain = async {
+                            while let Some(Ok(delivery)) = stream.next().await {
+                                let _ = delivery
+                                    .acker
+                                    .nack(BasicNackOptions {
+                                        requeue: true,
+                                        ..BasicNackOptions::default()
+                                    })
+                                    .await;
+                            }
+                        };
+                        let bound = CANCEL_DRAIN_LIMIT.min(self.shared.shutdown_grace);
+                        if tokio::time::timeout(bound, drain).await.is_err() {
+                            tracing::debug!(queue = %self.shared.queue, "consumer stream still open after the cancel; the rest returns when the channel closes");
+                        }
                         break 'connection;
                     }
                     next = stream.next() => match next {
@@ -332,11 +413,9 @@ where
             }
         }
         tracker.close();
-        if tokio::time::timeout(config.shutdown_grace, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(queue = %self.shared.queue, grace = ?config.shutdown_grace, "handlers still running after the grace period; nacking them back to the queue");
+        let grace = self.shared.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(queue = %self.shared.queue, ?grace, "handlers still running after the grace period; nacking them back to the queue");
             hard_stop.cancel();
             tracker.wait().await;
         }
@@ -419,7 +498,7 @@ impl<H> Shared<H> {
         let traceparent = header_tp.or_else(|| envelope.traceparent.clone());
         let now = Utc::now();
         // Same rule as `Envelope::is_expired`, which needs `T: MessageBody`.
-        if envelope.deadline.is_some_and(|d| now >= d) {
+        if !self.deliver_expired && envelope.deadline.is_some_and(|d| now >= d) {
             let deadline = envelope
                 .deadline
                 .map(|d| d.to_rfc3339())
@@ -471,12 +550,13 @@ impl<H> Shared<H> {
             Outcome::Duplicate => "duplicate",
             Outcome::Retry(_) => "retry",
             Outcome::Dead(_) => "dead",
+            Outcome::Requeue(_) => "requeued",
         };
         let config = self.connector.config();
         let action = decide(
             outcome,
             attempt,
-            config.max_attempts,
+            self.max_attempts,
             config.retry_tiers.len(),
         );
         let label = match (&action, label) {
@@ -518,6 +598,18 @@ impl<H> Shared<H> {
         let topology = self.connector.topology();
         let forward = match &action {
             Action::Ack => None,
+            Action::Requeue { reason } => {
+                tracing::info!(queue = %self.logical, message_id, %reason, "requeueing message");
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+                count_consumed(&self.logical, label);
+                return;
+            }
             Action::Retry {
                 tier,
                 next_attempt,
@@ -788,6 +880,16 @@ mod tests {
             panic!("expected dead letter");
         };
         assert_eq!(reason.as_str(), "gave up after 4 attempts: db down");
+    }
+
+    #[test]
+    fn requeue_is_a_requeue_even_on_the_last_attempt() {
+        assert_eq!(
+            decide(Outcome::Requeue(Reason::new("stopping")), 5, 5, 4),
+            Action::Requeue {
+                reason: Reason::new("stopping")
+            }
+        );
     }
 
     #[test]

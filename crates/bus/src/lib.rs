@@ -13,7 +13,7 @@ pub mod trace;
 
 pub use config::BusConfig;
 pub use connection::Connector;
-pub use consumer::{Action, Consumer, Handler, Incoming, Outcome, Reason, decide};
+pub use consumer::{Action, Consumer, ConsumerOptions, Handler, Incoming, Outcome, Reason, decide};
 pub use error::BusError;
 pub use idempotency::mark_processed;
 pub use outbox::{OutboxConfig, OutboxPublisher, enqueue, outbox_row};

@@ -28,10 +28,17 @@ pub trait DependencyCheck: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
+/// A service's own state shown on `/readyz` beside the dependency checks
+/// (the agent-worker's busy and free slots), so a probe log or an operator
+/// sees how loaded a pod is without scraping metrics. Called once per
+/// request; must be cheap and must not block.
+pub type ReadinessDetails = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// The set of checks a service answers `/readyz` with.
 #[derive(Clone)]
 pub struct Readiness {
     checks: Vec<Arc<dyn DependencyCheck>>,
+    details: Option<ReadinessDetails>,
     timeout: Duration,
     /// The runtime the service's own work runs on (captured when the checks
     /// are built). Checks run there, not on the HTTP worker that serves
@@ -96,6 +103,10 @@ pub struct ReadinessReport {
     pub failing: Vec<&'static str>,
     /// Every check, in the order they were added.
     pub checks: Vec<CheckReport>,
+    /// The service's own state, when it reports one
+    /// ([`Readiness::with_details`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl Readiness {
@@ -104,6 +115,7 @@ impl Readiness {
     pub fn new(timeout: Duration) -> Self {
         Self {
             checks: Vec::new(),
+            details: None,
             timeout,
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
@@ -113,6 +125,14 @@ impl Readiness {
     #[must_use]
     pub fn with(mut self, check: impl DependencyCheck + 'static) -> Self {
         self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Adds the service's own state to every report (see
+    /// [`ReadinessDetails`]).
+    #[must_use]
+    pub fn with_details(mut self, details: ReadinessDetails) -> Self {
+        self.details = Some(details);
         self
     }
 
@@ -180,6 +200,7 @@ impl Readiness {
             },
             failing,
             checks,
+            details: self.details.as_ref().map(|details| details()),
         }
     }
 }

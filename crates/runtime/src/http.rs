@@ -205,12 +205,16 @@ async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
         Status::Ready => HttpResponse::Ok(),
         Status::Unavailable => HttpResponse::ServiceUnavailable(),
     };
-    res.json(json!({
+    let mut body = json!({
         "service": ops.service,
         "status": report.status,
         "failing": report.failing,
         "checks": report.checks,
-    }))
+    });
+    if let (Some(details), Some(obj)) = (report.details, body.as_object_mut()) {
+        obj.insert("details".to_owned(), details);
+    }
+    res.json(body)
 }
 
 /// Prometheus text exposition.

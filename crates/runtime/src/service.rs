@@ -66,6 +66,12 @@ pub trait Service: Sized + Send + Sync + 'static {
         |_cfg: &mut web::ServiceConfig| {}
     }
 
+    /// The service's own state shown under `details` on `/readyz` (see
+    /// [`crate::health::ReadinessDetails`]); none by default.
+    fn readiness_details(&self) -> Option<crate::health::ReadinessDetails> {
+        None
+    }
+
     /// The service's background work (consumers, drainers), run beside the
     /// HTTP server until `shutdown` fires; it must return soon after. By
     /// default the service has none and waits for the signal.
@@ -108,6 +114,10 @@ impl<S: Service> Host<S> {
         }
         let (connections, readiness) = Connections::open(&settings, S::DEPENDENCIES)?;
         let service = S::build(&settings, &connections).await?;
+        let readiness = match service.readiness_details() {
+            Some(details) => readiness.with_details(details),
+            None => readiness,
+        };
         let http = HttpService::bind(&settings, readiness, service.routes())?;
         Ok(Self {
             service,

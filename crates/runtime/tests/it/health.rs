@@ -172,3 +172,31 @@ async fn readiness_fails_when_the_services_own_pool_is_broken_though_a_fresh_con
         .await
         .expect("a fresh Redis connection works");
 }
+
+/// A service's own state (the agent-worker's slots) is read at each
+/// report, so `/readyz` shows it as it is now; without it the field is
+/// left out of the JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn details_are_read_at_each_report_and_absent_when_not_given() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let plain = rootcause_runtime::health::Readiness::new(Duration::from_secs(1));
+    let report = plain.report().await;
+    assert!(report.details.is_none());
+    let json = serde_json::to_value(&report).expect("serialises");
+    assert!(json.get("details").is_none(), "{json}");
+
+    let busy = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&busy);
+    let readiness = plain.with_details(Arc::new(
+        move || serde_json::json!({"busy": seen.load(Ordering::SeqCst)}),
+    ));
+    assert_eq!(
+        readiness.report().await.details,
+        Some(serde_json::json!({"busy": 0}))
+    );
+    busy.store(3, Ordering::SeqCst);
+    let json = serde_json::to_value(readiness.report().await).expect("serialises");
+    assert_eq!(json["details"], serde_json::json!({"busy": 3}));
+}

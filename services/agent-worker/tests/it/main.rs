@@ -1,5 +1,12 @@
-//! The `agent-worker` binary run as a process against the real dependencies.
-#![allow(missing_docs)]
+//! The agent-worker against the real dependencies: the binary run as a
+//! process (the contract every service meets), the service built in-process
+//! from its settings (`service`), and the task consumer with scripted
+//! runners (`worker`), each test on a RabbitMQ prefix of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod service;
+mod support;
+mod worker;
 
 use rootcause_test_data::shared_has;
 use rootcause_testkit::{Dep, contract};
