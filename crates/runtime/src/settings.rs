@@ -208,6 +208,10 @@ impl Sources {
                 // Lists come comma-separated: ROOTCAUSE__BUS__RETRY_TIERS=1000,5000.
                 .list_separator(",")
                 .with_list_parse_key("bus.retry_tiers")
+                .with_list_parse_key("agents.bundle_roots")
+                .with_list_parse_key("worker.agents")
+                .with_list_parse_key("workflow.complex_severities")
+                .with_list_parse_key("workflow.investigators")
                 .try_parsing(true)
                 .source(Some(self.env.clone().into_iter().collect())),
         );

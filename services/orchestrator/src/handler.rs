@@ -447,6 +447,7 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::Duplicate => "duplicate",
         Outcome::Retry(_) => "retry",
         Outcome::Dead(_) => "dead",
+        Outcome::Requeue(_) => "requeue",
     }
 }
 

@@ -14,7 +14,12 @@ use rootcause_e2e::System;
 pub fn assert_contiguous_and_replayable(events: &[DiagnosisEvent], stored: &DiagnosisState) {
     assert!(!events.is_empty(), "no events");
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.seq, i as u64 + 1, "gap or duplicate at {i}: {:?}", e.kind.name());
+        assert_eq!(
+            e.seq,
+            i as u64 + 1,
+            "gap or duplicate at {i}: {:?}",
+            e.kind.name()
+        );
     }
     let ids: std::collections::BTreeSet<_> = events.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), events.len(), "an event id repeats");
@@ -48,12 +53,19 @@ pub async fn assert_one_execution_per_run(system: &System, state: &DiagnosisStat
     for task in state.tasks().values() {
         use rootcause_diagnosis::state::TaskStatus;
         if matches!(task.status, TaskStatus::Completed | TaskStatus::Failed) {
-            let attempts = rows
-                .get(&task.task_id.0)
-                .unwrap_or_else(|| panic!("no agent_executions row for {} task {}", task.agent, task.task_id));
+            let attempts = rows.get(&task.task_id.0).unwrap_or_else(|| {
+                panic!(
+                    "no agent_executions row for {} task {}",
+                    task.agent, task.task_id
+                )
+            });
             let mut sorted = attempts.clone();
             sorted.dedup();
-            assert_eq!(&sorted, attempts, "an attempt recorded twice for {}", task.task_id);
+            assert_eq!(
+                &sorted, attempts,
+                "an attempt recorded twice for {}",
+                task.task_id
+            );
         }
     }
 }

@@ -239,10 +239,12 @@ pub fn incident() -> Incident {
 
 /// A task for `agent` in a session of its own.
 pub fn task(agent: AgentKind) -> Envelope<AgentTask> {
+    let session_id = SessionId::new();
     Envelope::new(
-        SessionId::new(),
+        session_id,
         AgentTask {
             task_id: TaskId::new(),
+            session_id,
             agent,
             tenant: TenantId::new("acme"),
             incident: incident(),
