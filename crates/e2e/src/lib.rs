@@ -66,6 +66,8 @@ pub struct System {
     pub workers: Vec<ServiceProcess>,
     /// Extra settings every process gets.
     env: Vec<(String, String)>,
+    /// Workers started so far (names them `worker-<n>`).
+    spawned_workers: usize,
     publisher: Publisher,
     connector: Connector,
     store: EventStore,
@@ -96,6 +98,7 @@ impl System {
             orchestrators: Vec::new(),
             workers: Vec::new(),
             env,
+            spawned_workers: 0,
             publisher: Publisher::new(connector.clone()),
             connector,
             store,
@@ -120,13 +123,21 @@ impl System {
         Ok(())
     }
 
-    /// Starts one more agent-worker.
+    /// Starts one more agent-worker, named `worker-<n>` (n counts from 0).
     ///
     /// # Errors
     /// [`E2eError::Testkit`] when it does not start.
     pub fn spawn_worker(&mut self) -> Result<(), E2eError> {
         let bin = workspace_bin("agent-worker")?;
-        let p = ServiceProcess::spawn(&bin.to_string_lossy(), &self.env)?;
+        // Each worker names itself, so a test can tell who ran a task.
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| k != "ROOTCAUSE__WORKER__NAME");
+        env.push((
+            "ROOTCAUSE__WORKER__NAME".to_owned(),
+            format!("worker-{}", self.spawned_workers),
+        ));
+        self.spawned_workers += 1;
+        let p = ServiceProcess::spawn(&bin.to_string_lossy(), &env)?;
         self.workers.push(p);
         Ok(())
     }
